@@ -1,0 +1,229 @@
+"""A throw-away PKI for the tests: a CA, server certificates, and token-signing certs.
+
+Everything is written as PEM files in a folder the caller owns (normally a pytest tmp
+folder). Keys are RSA 2048, because the token server signs RS256 and the distribution
+registry is happy with RSA TLS keys too.
+
+::
+
+    ca = CertificateAuthority.create(tmp_path / "pki")
+    server = ca.issue_server_cert(tmp_path / "pki", hosts=["127.0.0.1", "localhost"])
+    ssl_ctx = ssl.create_default_context(cafile=ca.cert_path)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "CertificateAuthority",
+    "IssuedCert",
+    "SigningCert",
+    "make_signing_cert",
+]
+
+_VALIDITY = dt.timedelta(days=30)
+_BACKDATE = dt.timedelta(hours=1)
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lockresolve tests"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _san_entries(hosts: list[str]) -> list[x509.GeneralName]:
+    entries: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            entries.append(x509.DNSName(host))
+    return entries
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    """A certificate and its private key, both in memory and on disk."""
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+    cert_path: Path
+    key_path: Path
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def cert_der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A self-signed CA that issues server certificates for loopback test servers."""
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+    cert_path: Path
+    key_path: Path
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @classmethod
+    def create(cls, directory: Path, name: str = "lockresolve test CA") -> CertificateAuthority:
+        directory.mkdir(parents=True, exist_ok=True)
+        key = _new_key()
+        now = dt.datetime.now(dt.UTC)
+        subject = _name(name)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        cert_path = directory / "ca.crt"
+        key_path = directory / "ca.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(_key_pem(key))
+        key_path.chmod(0o600)
+        return cls(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+
+    def issue_server_cert(
+        self,
+        directory: Path,
+        hosts: list[str] | None = None,
+        basename: str = "server",
+    ) -> IssuedCert:
+        """A leaf certificate for ``hosts`` (default 127.0.0.1, ::1 and localhost)."""
+        hosts = hosts or ["127.0.0.1", "::1", "localhost"]
+        directory.mkdir(parents=True, exist_ok=True)
+        key = _new_key()
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(hosts[0]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(_san_entries(hosts)), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=True,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        cert_path = directory / f"{basename}.crt"
+        key_path = directory / f"{basename}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(_key_pem(key))
+        key_path.chmod(0o600)
+        return IssuedCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+
+
+@dataclass(frozen=True)
+class SigningCert:
+    """A self-signed certificate used to sign registry JWTs (the whole rootcertbundle)."""
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+    cert_path: Path
+    key_path: Path
+
+    @property
+    def cert_der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+
+def make_signing_cert(directory: Path, name: str = "lockresolve test token signer") -> SigningCert:
+    """A self-signed cert + key; the registry's ``auth.token.rootcertbundle`` is its PEM.
+
+    No extended key usage is set: Go's x509 verification then accepts it for any use.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    key = _new_key()
+    now = dt.datetime.now(dt.UTC)
+    subject = _name(name)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "token-signer.crt"
+    key_path = directory / "token-signer.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_key_pem(key))
+    key_path.chmod(0o600)
+    return SigningCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
