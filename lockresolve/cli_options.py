@@ -1,0 +1,112 @@
+"""Flags shared by several commands: Go-style booleans and the ``--registry-*`` flags.
+
+Only click is imported here, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from lockresolve.registry.settings import RegistrySettings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["bool_option", "registry_options", "settings_from_kwargs", "setup_logging"]
+
+
+def bool_option(name: str, default: bool, help: str) -> Callable[[F], F]:
+    """A Go-style boolean flag: ``--x``, ``--x=true`` and ``--x=false`` all work."""
+    return click.option(
+        name,
+        type=click.BOOL,
+        default=default,
+        is_flag=False,
+        flag_value=True,
+        show_default=True,
+        metavar="BOOL",
+        help=help,
+    )
+
+
+def registry_options(func: F) -> F:
+    """The ``--registry-*`` flags shared by every command that talks to a registry."""
+    options = [
+        click.option(
+            "--registry-ca-cert-path",
+            "ca_cert_paths",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Trust this CA certificate (PEM) for registries; repeatable.",
+        ),
+        bool_option("--registry-verify-certs", True, "Verify registry TLS certificates."),
+        bool_option(
+            "--registry-insecure", False, "Allow plain http to every registry (not only loopback)."
+        ),
+        click.option(
+            "--registry-username", envvar="LOCKRESOLVE_USERNAME", help="Registry username."
+        ),
+        click.option(
+            "--registry-password", envvar="LOCKRESOLVE_PASSWORD", help="Registry password."
+        ),
+        click.option("--registry-token", envvar="LOCKRESOLVE_TOKEN", help="Registry bearer token."),
+        click.option("--registry-anon", is_flag=True, help="Ignore stored credentials."),
+        click.option(
+            "--registry-retry-count",
+            type=click.IntRange(0, 20),
+            default=5,
+            show_default=True,
+            help="Attempts after the first for failed requests.",
+        ),
+        click.option(
+            "--registry-response-header-timeout",
+            type=click.FloatRange(min=0.1),
+            default=30.0,
+            show_default=True,
+            help="Seconds to wait for a registry's answer.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            default=16,
+            show_default=True,
+            help="Requests in flight per registry host.",
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="Log every HTTP request to stderr."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:
+    """Pop the registry flags out of a command's keyword arguments."""
+    from lockresolve.registry.settings import RegistrySettings
+
+    return RegistrySettings(
+        ca_cert_paths=tuple(kwargs.pop("ca_cert_paths")),
+        verify_certs=kwargs.pop("registry_verify_certs"),
+        insecure=kwargs.pop("registry_insecure"),
+        username=kwargs.pop("registry_username"),
+        password=kwargs.pop("registry_password"),
+        token=kwargs.pop("registry_token"),
+        anonymous=kwargs.pop("registry_anon"),
+        retries=kwargs.pop("registry_retry_count"),
+        response_timeout=kwargs.pop("registry_response_header_timeout"),
+        concurrency=kwargs.pop("concurrency"),
+    )
+
+
+def setup_logging(verbose: bool) -> None:
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lockresolve: %(message)s"))
+        logger = logging.getLogger("lockresolve")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)

@@ -1,0 +1,678 @@
+"""Where registry credentials come from, in kbld's and imgpkg's order.
+
+For each registry, the first source that has an answer wins:
+
+1. The environment: ``LOCKRESOLVE_REGISTRY_*``, then ``KBLD_REGISTRY_*``, then
+   ``IMGPKG_REGISTRY_*``, each a set of groups ``{HOSTNAME, USERNAME, PASSWORD,
+   IDENTITY_TOKEN, REGISTRY_TOKEN}[_<suffix>]`` (no suffix is one group, every
+   distinct suffix another). HOSTNAME is matched as imgpkg's env keychain does
+   (``pkg/imgpkg/registry/auth/env_keychain.go`` and ``credentialprovider/
+   keyring.go``): a scheme and a leading ``/v1/`` or ``/v2/`` are dropped, a
+   path makes the entry specific to repositories under it, ``*`` (Go
+   ``filepath.Match``) globs one DNS label, ports must be equal, and the
+   longest key (in reverse byte order) is tried first. A group whose HOSTNAME
+   matches answers even when it holds no secret (anonymous), as in both tools.
+   Any other name under these prefixes is an error, as in both tools.
+2. The explicit credential from the command line (``--registry-username`` /
+   ``--registry-password``, ``--registry-token``, ``--registry-anon``): it
+   applies to every registry the environment did not name.
+3. The Docker config (``$DOCKER_CONFIG/config.json``, else
+   ``~/.docker/config.json``, else Podman's ``$XDG_RUNTIME_DIR/containers/
+   auth.json``), read as go-containerregistry's default keychain and the
+   Docker CLI read it: ``credHelpers`` for the registry, else ``credsStore``,
+   else ``auths``.
+
+Additions to what kbld/imgpkg do, none of which change an answer they give:
+Docker Hub's names (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``,
+``https://index.docker.io/v1/``) are one registry in every source; host names
+compare case-insensitively; credential helpers run with a timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+from lockresolve.errors import CredentialError
+
+__all__ = ["DEFAULT_HELPER_TIMEOUT", "ENV_PREFIXES", "Credential", "Keychain"]
+
+ENV_PREFIXES: Final = ("LOCKRESOLVE_REGISTRY_", "KBLD_REGISTRY_", "IMGPKG_REGISTRY_")
+_ENV_KEYS: Final = ("HOSTNAME", "USERNAME", "PASSWORD", "IDENTITY_TOKEN", "REGISTRY_TOKEN")
+# imgpkg reads this one for its Azure keychain; its env keychain skips it.
+_ENV_IGNORED: Final = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG"})
+
+DEFAULT_HELPER_TIMEOUT: Final = 30.0
+
+_DOCKER_HUB: Final = "index.docker.io"
+_DOCKER_HUB_ALIASES: Final = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
+# The key `docker login` writes for Docker Hub, and ggcr's DefaultAuthKey.
+_DOCKER_HUB_AUTH_KEY: Final = "https://index.docker.io/v1/"
+_TOKEN_USERNAME: Final = "<token>"
+_NOT_FOUND: Final = "credentials not found"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What to authenticate with. Every field unset means anonymous.
+
+    ``identity_token`` is an OAuth2 refresh token (Docker's ``identitytoken``),
+    exchanged at the token service; ``registry_token`` is a bearer token sent as
+    is. Empty strings count as unset; a username without a password gets the
+    empty password (Basic ``user:``), as ggcr sends it.
+
+    ``repr`` and ``str`` show the username and which secrets are set, never a
+    secret.
+    """
+
+    username: str | None = None
+    password: str | None = None
+    identity_token: str | None = None
+    registry_token: str | None = None
+
+    ANONYMOUS: ClassVar[Credential]
+
+    def __post_init__(self) -> None:
+        if not self.username and not self.password:
+            object.__setattr__(self, "username", None)
+            object.__setattr__(self, "password", None)
+        else:
+            object.__setattr__(self, "username", self.username or "")
+            object.__setattr__(self, "password", self.password or "")
+        if not self.identity_token:
+            object.__setattr__(self, "identity_token", None)
+        if not self.registry_token:
+            object.__setattr__(self, "registry_token", None)
+
+    @classmethod
+    def anonymous(cls) -> Credential:
+        return cls.ANONYMOUS
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self == Credential.ANONYMOUS
+
+    def __repr__(self) -> str:
+        def secret(value: str | None) -> str:
+            return "None" if value is None else "'***'"
+
+        return (
+            f"Credential(username={self.username!r}, password={secret(self.password)}, "
+            f"identity_token={secret(self.identity_token)}, "
+            f"registry_token={secret(self.registry_token)})"
+        )
+
+    __str__ = __repr__
+
+
+Credential.ANONYMOUS = Credential()
+
+
+# -- the environment --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _EnvEntry:
+    variable: str  # the HOSTNAME variable, for messages
+    url: str  # host[:port][/path], as imgpkg keys it
+    credential: Credential
+
+
+def _env_entries(env: Mapping[str, str]) -> tuple[tuple[_EnvEntry, ...], CredentialError | None]:
+    entries: list[_EnvEntry] = []
+    for prefix in ENV_PREFIXES:
+        groups: dict[str, dict[str, str]] = {}
+        for name in sorted(env):
+            if not name.startswith(prefix) or name in _ENV_IGNORED:
+                continue
+            for key in _ENV_KEYS:
+                if name == prefix + key:
+                    groups.setdefault("", {})[key] = env[name]
+                    break
+                if name.startswith(prefix + key + "_"):
+                    suffix = name[len(prefix + key + "_") :]
+                    # A trailing '_' is a group of its own, distinct from none.
+                    groups.setdefault("_" + suffix, {})[key] = env[name]
+                    break
+            else:
+                return (), CredentialError(
+                    f"Unknown env variable '{name}' (expected {prefix}"
+                    f"{{{','.join(_ENV_KEYS)}}} with an optional _<suffix>)"
+                )
+        found: list[_EnvEntry] = []
+        for group in sorted(groups):
+            values = groups[group]
+            variable = f"{prefix}HOSTNAME{group}"
+            if "HOSTNAME" not in values:
+                continue  # no host: matches nothing, in both tools
+            try:
+                url = _env_url(values["HOSTNAME"], variable, strict=prefix == "KBLD_REGISTRY_")
+            except CredentialError as exc:
+                return (), exc
+            if url == "":
+                continue
+            found.append(
+                _EnvEntry(
+                    variable,
+                    url,
+                    Credential(
+                        values.get("USERNAME"),
+                        values.get("PASSWORD"),
+                        values.get("IDENTITY_TOKEN"),
+                        values.get("REGISTRY_TOKEN"),
+                    ),
+                )
+            )
+        # imgpkg: reverse order of the key, so quay.io/coreos is tried before quay.io.
+        found.sort(key=lambda e: e.url, reverse=True)
+        entries.extend(found)
+    return tuple(entries), None
+
+
+def _env_url(value: str, variable: str, *, strict: bool) -> str:
+    """imgpkg's HOSTNAME handling: drop the scheme and a ``/v1/`` or ``/v2/`` prefix."""
+    if value.strip() == "":
+        if strict:  # kbld parses it with name.NewRegistry(..., StrictValidation)
+            raise CredentialError(f"{variable} is empty (e.g. gcr.io, index.docker.io)")
+        return ""
+    raw = value if value.startswith(("https://", "http://")) else "https://" + value
+    host, path = _split_url(raw)
+    if host is None:
+        raise CredentialError(
+            f"{variable}: cannot parse registry hostname {value!r} (e.g. gcr.io, index.docker.io)"
+        )
+    if path.startswith(("/v2/", "/v1/")):
+        path = path[3:]
+    key = host + path if path not in ("", "/") else host
+    return _canonical_host_in(key)
+
+
+_GO_HOST_PUNCTUATION: Final = frozenset("-_.~!$&'()*+,;=:[]<>\"")
+
+
+def _split_url(url: str) -> tuple[str | None, str]:
+    """(host[:port], path) of ``scheme://authority/path`` as Go's ``url.Parse`` reads it.
+
+    None for the host when Go would refuse it: control characters, a bad
+    port, or a character a host may not have. (Python's ``urlsplit`` differs:
+    it refuses ``[`` in globs such as ``reg[0-9].example.com``.)
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return None, ""
+    rest = url.partition("#")[0].partition("?")[0].partition("://")[2]
+    authority, slash, path = rest.partition("/")
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        end = host.rfind("]")
+        if end < 0 or not _valid_optional_port(host[end + 1 :]):
+            return None, ""
+    elif ":" in host and not _valid_optional_port(host[host.rfind(":") :]):
+        return None, ""
+    for ch in host:
+        if ch.isascii() and not ch.isalnum() and ch not in _GO_HOST_PUNCTUATION:
+            return None, ""
+    return host, slash + path
+
+
+def _valid_optional_port(colon_port: str) -> bool:
+    digits = colon_port[1:]
+    return colon_port == "" or (
+        colon_port[0] == ":" and (digits == "" or (digits.isascii() and digits.isdigit()))
+    )
+
+
+def _split_host_port(host: str) -> tuple[str, str]:
+    """Go's ``net.SplitHostPort``, falling back to (host, "") when it fails, as keyring.go does."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0 or not host[end + 1 :].startswith(":"):
+            return host, ""
+        return host[1:end], host[end + 2 :]
+    if host.count(":") != 1:
+        return host, ""
+    name, _, port = host.partition(":")
+    return name, port
+
+
+def _canonical_host_in(url: str) -> str:
+    """Lower-case the host of ``host[:port][/path]`` and fold Docker Hub's aliases."""
+    host, slash, path = url.partition("/")
+    host = host.lower()
+    if host in _DOCKER_HUB_ALIASES:
+        host = _DOCKER_HUB
+    return host + slash + path
+
+
+def _urls_match(glob: str, target: str) -> bool:
+    """imgpkg's ``URLsMatch``: same port, same number of labels, path prefix, per-label glob."""
+    g_host, g_path = _split_url("https://" + glob)
+    t_host, t_path = _split_url("https://" + target)
+    if g_host is None or t_host is None:
+        return False
+    g_name, g_port = _split_host_port(g_host)
+    t_name, t_port = _split_host_port(t_host)
+    if g_port != t_port:
+        return False
+    g_labels, t_labels = g_name.split("."), t_name.split(".")
+    if len(g_labels) != len(t_labels):
+        return False
+    if not t_path.startswith(g_path):
+        return False
+    return all(_glob(p).fullmatch(t) is not None for p, t in zip(g_labels, t_labels, strict=True))
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """Go ``filepath.Match`` syntax as a regex: ``*``, ``?``, ``[^a-z]``, ``\\`` escapes.
+
+    A malformed pattern matches nothing (Go reports ErrBadPattern, which makes
+    imgpkg fail the lookup; a glob that cannot match is the closer harmless reading).
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    try:
+        while i < n:
+            c = pattern[i]
+            if c == "*":
+                out.append("[^/]*")
+            elif c == "?":
+                out.append("[^/]")
+            elif c == "\\":
+                i += 1
+                out.append(re.escape(pattern[i]))
+            elif c == "[":
+                i += 1
+                negate = pattern[i] == "^"
+                if negate:
+                    i += 1
+                items: list[str] = []
+                while True:
+                    if pattern[i] == "]" and items:
+                        break
+                    lo = pattern[i]
+                    if lo == "\\":
+                        i += 1
+                        lo = pattern[i]
+                    if pattern[i + 1] == "-" and pattern[i + 2] != "]":
+                        i += 2
+                        hi = pattern[i]
+                        if hi == "\\":
+                            i += 1
+                            hi = pattern[i]
+                        if hi < lo:
+                            raise IndexError
+                        items.append(f"{re.escape(lo)}-{re.escape(hi)}")
+                    else:
+                        items.append(re.escape(lo))
+                    i += 1
+                out.append(("[^" if negate else "[") + "".join(items) + "]")
+            else:
+                out.append(re.escape(c))
+            i += 1
+    except IndexError:
+        return re.compile(r"(?!)")
+    return re.compile("".join(out), re.DOTALL)
+
+
+# -- the Docker config ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AuthEntry:
+    username: str
+    password: str
+    identity_token: str
+    registry_token: str
+
+    def credential(self) -> Credential:
+        return Credential(self.username, self.password, self.identity_token, self.registry_token)
+
+
+@dataclass(frozen=True)
+class _DockerConfig:
+    path: Path
+    auths: Mapping[str, _AuthEntry]
+    creds_store: str
+    cred_helpers: Mapping[str, str]
+
+
+def _field(obj: Mapping[str, Any], name: str) -> Any:
+    """Go's encoding/json field lookup: the exact name, else a case-insensitive match."""
+    if name in obj:
+        return obj[name]
+    for key, value in obj.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _load_docker_config(path: Path) -> _DockerConfig:
+    def bad(what: str) -> CredentialError:
+        return CredentialError(f"cannot use Docker config {path}: {what}")
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return _DockerConfig(path, {}, "", {})
+    except OSError as exc:
+        raise bad(exc.strerror or type(exc).__name__) from None
+    if raw.strip() == b"":
+        return _DockerConfig(path, {}, "", {})
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise bad(f"not valid JSON ({reason})") from None
+    if not isinstance(data, dict):
+        raise bad("the top level is not a JSON object")
+
+    auths_raw = _field(data, "auths")
+    auths_raw = {} if auths_raw is None else auths_raw
+    if not isinstance(auths_raw, dict):
+        raise bad("'auths' is not an object")
+    auths: dict[str, _AuthEntry] = {}
+    for key, entry in auths_raw.items():
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            raise bad(f"the 'auths' entry for {key!r} is not an object")
+        fields = {
+            name: _field(entry, name)
+            for name in ("username", "password", "auth", "identitytoken", "registrytoken")
+        }
+        for name, value in fields.items():
+            if value is not None and not isinstance(value, str):
+                raise bad(f"'{name}' of the 'auths' entry for {key!r} is not a string")
+        username = fields["username"] or ""
+        password = fields["password"] or ""
+        if fields["auth"]:
+            decoded = _decode_auth(fields["auth"])
+            if decoded is None:
+                raise bad(
+                    f"the 'auth' value of the 'auths' entry for {key!r} is not base64 'user:password'"
+                )
+            username, password = decoded
+        auths[key] = _AuthEntry(
+            username, password, fields["identitytoken"] or "", fields["registrytoken"] or ""
+        )
+
+    store = _field(data, "credsStore")
+    store = "" if store is None else store
+    if not isinstance(store, str):
+        raise bad("'credsStore' is not a string")
+    helpers = _field(data, "credHelpers")
+    helpers = {} if helpers is None else helpers
+    if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
+        raise bad("'credHelpers' is not an object of strings")
+    return _DockerConfig(path, auths, store, helpers)
+
+
+def _decode_auth(value: str) -> tuple[str, str] | None:
+    """The Docker CLI's ``decodeAuth``: base64 ``user:password``; the user must not be empty."""
+    try:
+        text = base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    username, sep, password = text.decode("utf-8", errors="replace").partition(":")
+    if not sep or username == "":
+        return None
+    return username, password.strip("\x00")
+
+
+def _hostname_of_key(key: str) -> str:
+    """The Docker CLI's ``ConvertToHostname``, plus lower case and Docker Hub's aliases."""
+    stripped = key
+    for scheme in ("http://", "https://"):
+        if stripped.startswith(scheme):
+            stripped = stripped[len(scheme) :]
+            break
+    return _canonical_host_in(stripped.partition("/")[0])
+
+
+# -- the keychain --------------------------------------------------------------------
+
+
+class Keychain:
+    """Answers "which credential for this registry?"; thread-safe, cached per registry.
+
+    Build it with :meth:`from_environment`. :meth:`resolve` raises
+    :class:`CredentialError` when a source is broken (an unknown
+    ``*_REGISTRY_*`` variable, an unreadable Docker config, a credential helper
+    that fails or hangs); messages name the source and the registry, never a
+    secret.
+    """
+
+    def __init__(
+        self,
+        *,
+        env_entries: tuple[_EnvEntry, ...] = (),
+        env_error: CredentialError | None = None,
+        explicit: Credential | None = None,
+        docker_config: Path | None = None,
+        helper_env: Mapping[str, str] | None = None,
+        helper_timeout: float = DEFAULT_HELPER_TIMEOUT,
+    ) -> None:
+        self._env_entries = env_entries
+        self._env_error = env_error
+        self._explicit = explicit
+        self._docker_config_path = docker_config
+        self._docker_config: _DockerConfig | None = None
+        self._helper_env = dict(os.environ if helper_env is None else helper_env)
+        self._helper_timeout = helper_timeout
+        self._cache: dict[tuple[str, str | None], Credential] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        explicit: Credential | None = None,
+        docker_config_dir: Path | None = None,
+        helper_timeout: float = DEFAULT_HELPER_TIMEOUT,
+    ) -> Keychain:
+        """A keychain over ``env`` (default ``os.environ``), the flags' credential and Docker's config.
+
+        ``explicit`` is what the command line gave: ``Credential()`` for
+        ``--registry-anon``, a registry token, or a username and password;
+        ``None`` when none was given (then the Docker config is consulted).
+        ``docker_config_dir`` replaces ``$DOCKER_CONFIG`` / ``~/.docker``.
+        ``env`` is also the environment credential helpers run with (and
+        where their ``PATH`` comes from).
+        """
+        environ: Mapping[str, str] = os.environ if env is None else env
+        entries, error = _env_entries(environ)
+        return cls(
+            env_entries=entries,
+            env_error=error,
+            explicit=explicit,
+            docker_config=_docker_config_path(environ, docker_config_dir),
+            helper_env=environ,
+            helper_timeout=helper_timeout,
+        )
+
+    def resolve(self, registry: str, repository: str | None = None) -> Credential:
+        """The credential for ``registry`` (``host[:port]``), optionally for one repository in it.
+
+        A repository only matters for environment entries whose HOSTNAME has a
+        path, and for Docker config ``auths`` keys that name the repository.
+        """
+        registry = _canonical_host_in(registry)
+        key = (registry, repository)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is None:
+                cached = self._resolve(registry, repository)
+                self._cache[key] = cached
+            return cached
+
+    def _resolve(self, registry: str, repository: str | None) -> Credential:
+        if self._env_error is not None:
+            raise self._env_error
+        target = registry if repository is None else f"{registry}/{repository}"
+        for entry in self._env_entries:
+            if _urls_match(entry.url, target):
+                return entry.credential
+        if self._explicit is not None:
+            return self._explicit
+        if self._docker_config_path is None:
+            return Credential.ANONYMOUS
+        if self._docker_config is None:
+            self._docker_config = _load_docker_config(self._docker_config_path)
+        return self._from_docker_config(self._docker_config, registry, repository)
+
+    def _from_docker_config(
+        self, config: _DockerConfig, registry: str, repository: str | None
+    ) -> Credential:
+        # ggcr's default keychain tries "registry/repository" first, then the
+        # registry ("https://index.docker.io/v1/" for Docker Hub).
+        if repository is not None:
+            exact = f"{registry}/{repository}"
+            if exact in config.cred_helpers:
+                found = self._run_helper(config.cred_helpers[exact], exact, registry)
+                entry = config.auths.get(exact)
+                return _overlay(entry, found)
+            if exact in config.auths and not config.auths[exact].credential().is_anonymous:
+                return config.auths[exact].credential()
+
+        server = _DOCKER_HUB_AUTH_KEY if registry == _DOCKER_HUB else registry
+        entry = self._auth_entry(config, server, registry)
+        helper = self._helper_for(config, server, registry)
+        if helper:
+            return _overlay(entry, self._run_helper(helper, server, registry))
+        return Credential.ANONYMOUS if entry is None else entry.credential()
+
+    @staticmethod
+    def _auth_entry(config: _DockerConfig, server: str, registry: str) -> _AuthEntry | None:
+        if server in config.auths:
+            return config.auths[server]
+        for key in sorted(config.auths):
+            if _hostname_of_key(key) == registry:
+                return config.auths[key]
+        return None
+
+    @staticmethod
+    def _helper_for(config: _DockerConfig, server: str, registry: str) -> str:
+        if server in config.cred_helpers:
+            return config.cred_helpers[server]
+        for key in sorted(config.cred_helpers):
+            if _hostname_of_key(key) == registry:
+                return config.cred_helpers[key]
+        return config.creds_store
+
+    def _run_helper(self, helper: str, server: str, registry: str) -> Credential | None:
+        """Run ``docker-credential-<helper> get``; None when it has no credentials."""
+        program = f"docker-credential-{helper}"
+        where = f"credential helper {program} (for registry {registry})"
+        executable = shutil.which(program, path=self._helper_env.get("PATH", os.defpath))
+        if executable is None:
+            raise CredentialError(f"{where}: not found on PATH")
+        try:
+            proc = subprocess.Popen(
+                [executable, "get"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self._helper_env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise CredentialError(f"{where}: cannot run: {exc.strerror}") from None
+        try:
+            out, err = proc.communicate(server.encode(), timeout=self._helper_timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise CredentialError(
+                f"{where}: no answer after {self._helper_timeout:g} s, stopped it"
+            ) from None
+        text = out.decode("utf-8", errors="replace").strip()
+        if proc.returncode != 0:
+            if _NOT_FOUND in text.lower():
+                return None
+            said = _safe_excerpt(text) or _safe_excerpt(err.decode("utf-8", errors="replace"))
+            raise CredentialError(
+                f"{where}: failed with exit status {proc.returncode}"
+                + (f": {said}" if said else "")
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise CredentialError(f"{where}: answered something that is not JSON") from None
+        if not isinstance(data, dict):
+            raise CredentialError(f"{where}: answered JSON that is not an object")
+        username = _field(data, "Username")
+        secret = _field(data, "Secret")
+        if not isinstance(username, str | None) or not isinstance(secret, str | None):
+            raise CredentialError(f"{where}: 'Username' and 'Secret' must be strings")
+        if username == _TOKEN_USERNAME:
+            return Credential(identity_token=secret)
+        return Credential(username, secret)
+
+
+def _overlay(entry: _AuthEntry | None, found: Credential | None) -> Credential:
+    """The Docker CLI's native store: the helper's answer over the file entry, keeping its registrytoken."""
+    registry_token = entry.registry_token if entry is not None else None
+    if found is None:
+        return Credential(registry_token=registry_token)
+    return Credential(
+        found.username, found.password, found.identity_token, registry_token or found.registry_token
+    )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a helper we started and anything it started (its own session), then reap it."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # pragma: no cover - not POSIX
+            proc.kill()
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+def _safe_excerpt(text: str) -> str:
+    """A helper's error message, short, and only if it does not look like it carries credentials."""
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not line or "{" in line or "secret" in line.lower() or "password" in line.lower():
+        return ""
+    return line[:200]
+
+
+def _docker_config_path(env: Mapping[str, str], override: Path | None) -> Path | None:
+    """Where ggcr's default keychain reads.
+
+    If ``~/.docker/config.json`` or ``$DOCKER_CONFIG/config.json`` exists, the
+    Docker config is ``$DOCKER_CONFIG/config.json`` when that variable is set
+    (a missing file then means no credentials), else ``~/.docker/config.json``;
+    if neither exists, Podman's ``$XDG_RUNTIME_DIR/containers/auth.json``.
+    """
+    if override is not None:
+        return override / "config.json"
+    home = env.get("HOME")
+    try:
+        home_config: Path | None = (Path(home) if home else Path.home()) / ".docker" / "config.json"
+    except RuntimeError:
+        home_config = None
+    docker_config = env.get("DOCKER_CONFIG")
+    env_config = Path(docker_config) / "config.json" if docker_config else None
+    if (home_config is not None and home_config.exists()) or (
+        env_config is not None and env_config.exists()
+    ):
+        return env_config if env_config is not None else home_config
+    runtime_dir = env.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        podman = Path(runtime_dir) / "containers" / "auth.json"
+        if podman.exists():
+            return podman
+    return None

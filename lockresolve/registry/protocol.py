@@ -1,0 +1,177 @@
+"""Plain functions for the distribution protocol: build URLs, parse headers and bodies.
+
+Nothing here does I/O; the client in :mod:`lockresolve.registry.client` calls
+these and keeps every network call in one place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+
+from lockresolve.errors import RegistryErrorDetail
+
+__all__ = [
+    "Challenge",
+    "parse_error_body",
+    "parse_link_next",
+    "parse_retry_after",
+    "parse_www_authenticate",
+    "redact_url",
+    "repository_scope",
+]
+
+# A manifest larger than this is refused (containerd and ggcr use 4 MiB too).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` challenge: ``Bearer`` or ``Basic`` and its parameters."""
+
+    scheme: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def realm(self) -> str:
+        return self.params.get("realm", "")
+
+    @property
+    def service(self) -> str:
+        return self.params.get("service", "")
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        scope = self.params.get("scope", "")
+        return tuple(s for s in scope.split(" ") if s)
+
+
+_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
+
+
+def parse_www_authenticate(header: str) -> Challenge | None:
+    """Parse the first challenge of a ``WWW-Authenticate`` header.
+
+    >>> parse_www_authenticate('Bearer realm="https://a/token",service="reg"').service
+    'reg'
+    """
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    params: dict[str, str] = {}
+    pos = 0
+    while pos < len(rest):
+        m = _PARAM.match(rest, pos)
+        if not m or m.end() == pos:
+            break
+        value = m.group(2) if m.group(2) is not None else (m.group(3) or "")
+        params[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", value)
+        pos = m.end()
+    return Challenge(scheme=scheme.lower(), params=params)
+
+
+def repository_scope(repository: str, actions: str) -> str:
+    """The token scope for a repository, e.g. ``repository:library/nginx:pull``."""
+    return f"repository:{repository}:{actions}"
+
+
+def parse_error_body(content: bytes) -> list[RegistryErrorDetail]:
+    """The registry's ``{"errors": [{"code", "message", "detail"}]}`` body, best effort."""
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return []
+    details: list[RegistryErrorDetail] = []
+    for item in errors[:20]:
+        if not isinstance(item, dict):
+            continue
+        detail = item.get("detail")
+        detail_text: str | None
+        if detail is None or detail == {} or detail == []:
+            detail_text = None
+        elif isinstance(detail, str):
+            detail_text = detail
+        else:
+            detail_text = json.dumps(detail, sort_keys=True)
+        details.append(
+            RegistryErrorDetail(
+                code=str(item.get("code", "UNKNOWN")),
+                message=str(item.get("message", "")),
+                detail=detail_text[:500] if detail_text else None,
+            )
+        )
+    return details
+
+
+_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
+
+
+def parse_link_next(header: str | None, base_url: str) -> str | None:
+    """The absolute URL of the ``rel="next"`` page of a ``Link`` header, if any."""
+    if not header:
+        return None
+    m = _LINK.search(header)
+    if not m:
+        return None
+    return str(urljoin(base_url, m.group(1)))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to print: userinfo removed and secret-looking query values masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        masked = []
+        for item in query.split("&"):
+            key, sep, _value = item.partition("=")
+            if key.lower() in {"token", "access_token", "password", "refresh_token", "secret"}:
+                masked.append(f"{key}{sep}REDACTED")
+            else:
+                masked.append(item)
+        query = "&".join(masked)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def manifest_path(repository: str, reference: str) -> str:
+    return f"/v2/{repository}/manifests/{quote(reference, safe=':')}"
+
+
+def blob_path(repository: str, digest: str) -> str:
+    return f"/v2/{repository}/blobs/{digest}"
+
+
+def upload_path(repository: str) -> str:
+    return f"/v2/{repository}/blobs/uploads/"
+
+
+def tags_path(repository: str) -> str:
+    return f"/v2/{repository}/tags/list"

@@ -1,0 +1,54 @@
+"""Plain settings for talking to registries, shared by every command and the library API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lockresolve.registry.client import RegistryClient
+from lockresolve.registry.credentials import Credential, Keychain
+from lockresolve.registry.transport import DEFAULT_CONCURRENCY, TransportPolicy
+
+__all__ = ["RegistrySettings"]
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """What the ``--registry-*`` flags and ``--concurrency`` say."""
+
+    ca_cert_paths: tuple[Path, ...] = ()
+    verify_certs: bool = True
+    insecure: bool = False
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    anonymous: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    retries: int = 5
+    response_timeout: float = 30.0
+
+    def policy(self) -> TransportPolicy:
+        return TransportPolicy(
+            insecure=self.insecure,
+            verify_certs=self.verify_certs,
+            ca_cert_paths=self.ca_cert_paths,
+            concurrency=self.concurrency,
+            retries=self.retries,
+            read_timeout=self.response_timeout,
+        )
+
+    def keychain(self, env: Mapping[str, str] | None = None) -> Keychain:
+        explicit: Credential | None = None
+        if self.anonymous:
+            explicit = Credential()
+        elif self.token:
+            explicit = Credential(registry_token=self.token)
+        elif self.username:
+            # As imgpkg: a password without a username is ignored.
+            explicit = Credential(username=self.username, password=self.password or "")
+        return Keychain.from_environment(os.environ if env is None else env, explicit=explicit)
+
+    def client(self, env: Mapping[str, str] | None = None) -> RegistryClient:
+        return RegistryClient(self.policy(), self.keychain(env))
