@@ -9,7 +9,6 @@ the test says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,10 +16,11 @@ from hypothesis import strategies as st
 
 from lockresolve.errors import InvalidReferenceError, LockresolveError
 from lockresolve.reference import Digest, Reference, is_insecure_default
+from tests.support.conformance import shared_dir
 
 HEX = "a" * 64
 DIG = f"sha256:{HEX}"
-CORPUS = Path("/work/shared/corpus/real")
+CORPUS = shared_dir() / "corpus" / "real"
 
 
 # -- normalisation, as ggcr's Name() prints it ---------------------------------

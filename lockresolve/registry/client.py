@@ -392,6 +392,23 @@ class RegistryClient:
             return manifest.descriptor  # the tag appeared in between
         raise await self._error(response, ref.original)
 
+    async def manifest_exists(self, ref: Reference) -> bool:
+        """One HEAD: whether the manifest exists (404 is ``False``, other errors raise)."""
+        response = await self._send(
+            "HEAD",
+            ref.registry,
+            manifest_path(ref.repository, ref.identifier),
+            scopes=[repository_scope(ref.repository, "pull")],
+            subject=ref.original,
+            headers={"Accept": ", ".join(MANIFEST_ACCEPT)},
+        )
+        await response.aclose()
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise await self._error(response, ref.original)
+
     async def resolve(self, ref: Reference) -> Descriptor:
         """The descriptor a tag or digest points at: one HEAD, a GET only when needed."""
         descriptor = await self.head_manifest(ref)

@@ -1,0 +1,162 @@
+"""Unpack downloaded layer files into a directory, checking each layer's diff_id.
+
+Synchronous and CPU-bound (gunzip, sha256, file writes): run it in a worker
+thread. The first layer is extracted straight into ``dest``; later layers
+(multi-layer images pulled with ``-i``) are extracted beside it and merged on
+top, honouring whiteouts (``.wh.<name>`` removes, ``.wh..wh..opq`` empties a
+directory) as imgpkg does. Every layer goes through
+:func:`lockresolve.bundle.extract.extract_tar`, so nothing can land outside
+``dest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lockresolve.bundle.extract import DEFAULT_LIMITS, ExtractLimits, extract_tar
+from lockresolve.errors import BundleError, UnsafeArchiveError
+
+__all__ = ["DownloadedLayer", "iter_uncompressed", "unpack_layers"]
+
+_CHUNK = 1 << 20
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+
+
+@dataclass(frozen=True)
+class DownloadedLayer:
+    """A layer blob on disk (already verified against ``digest``) and what it should hold."""
+
+    path: Path
+    digest: str
+    media_type: str
+    diff_id: str | None
+
+
+def _is_gzip(media_type: str, head: bytes) -> bool:
+    if media_type.endswith(("+gzip", ".gzip")):
+        return True
+    if media_type.endswith(("+zstd",)):
+        raise BundleError(f"Layers of media type {media_type} are not supported")
+    return head[:2] == b"\x1f\x8b"
+
+
+def iter_uncompressed(path: Path, media_type: str) -> Iterator[bytes]:
+    """The layer's tar stream: gunzipped (every gzip member) or read as is."""
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+        fh.seek(0)
+        if not _is_gzip(media_type, head):
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+            return
+        decomp = zlib.decompressobj(wbits=31)
+        started = False
+        while chunk := fh.read(_CHUNK):
+            while chunk:
+                started = True
+                try:
+                    out = decomp.decompress(chunk)
+                except zlib.error as exc:
+                    raise UnsafeArchiveError(f"layer is not valid gzip: {exc}") from None
+                if out:
+                    yield out
+                if decomp.eof:
+                    chunk = decomp.unused_data
+                    decomp = zlib.decompressobj(wbits=31)
+                    started = False
+                else:
+                    chunk = b""
+        if started:
+            raise UnsafeArchiveError("layer is not valid gzip: the stream is truncated")
+
+
+def _hashing(chunks: Iterator[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+def _extract_one(
+    layer: DownloadedLayer, dest: Path, limits: ExtractLimits, on_bytes: Callable[[int], None]
+) -> None:
+    hasher = hashlib.sha256()
+    stream = _hashing(iter_uncompressed(layer.path, layer.media_type), hasher)
+
+    def counted() -> Iterator[bytes]:
+        for chunk in stream:
+            on_bytes(len(chunk))
+            yield chunk
+
+    source = counted()
+    extract_tar(source, dest, limits=limits)
+    for _ in source:  # hash whatever follows the end-of-archive marker
+        pass
+    actual = "sha256:" + hasher.hexdigest()
+    if layer.diff_id and actual != layer.diff_id:
+        raise UnsafeArchiveError(
+            f"layer {layer.digest}: its content hashes to {actual}, "
+            f"not to the config's diff_id {layer.diff_id}"
+        )
+
+
+def unpack_layers(
+    layers: Sequence[DownloadedLayer],
+    dest: str | os.PathLike[str],
+    *,
+    limits: ExtractLimits = DEFAULT_LIMITS,
+    on_layer: Callable[[int, DownloadedLayer], None] | None = None,
+    on_bytes: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Extract ``layers`` in order into the empty directory ``dest``; later layers win."""
+    target = Path(dest)
+    for index, layer in enumerate(layers):
+        if on_layer is not None:
+            on_layer(index, layer)
+        if index == 0:
+            _extract_one(layer, target, limits, on_bytes)
+            continue
+        with tempfile.TemporaryDirectory(prefix=".layer-", dir=target.parent) as tmp:
+            _extract_one(layer, Path(tmp), limits, on_bytes)
+            _merge(Path(tmp), target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _merge(src: Path, dst: Path) -> None:
+    """Move ``src``'s tree over ``dst``: files replace, whiteouts delete."""
+    for root, dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        target_dir = dst / rel
+        if target_dir.exists() and not target_dir.is_dir():
+            target_dir.unlink()
+        target_dir.mkdir(exist_ok=True)
+        if _OPAQUE in files:
+            for child in list(target_dir.iterdir()):
+                _remove(child)
+        for name in files:
+            if name == _OPAQUE:
+                continue
+            if name.startswith(_WHITEOUT):
+                _remove(target_dir / name[len(_WHITEOUT) :])
+                continue
+            target = target_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(Path(root) / name, target)
+        for name in dirs:
+            target = target_dir / name
+            if target.exists() and not target.is_dir():
+                target.unlink()

@@ -1,0 +1,148 @@
+"""The command line: parse flags, call one library function, map errors to exit codes.
+
+Heavy modules (httpx, ruamel.yaml, the resolver) are imported inside the
+commands so that ``lockresolve --version`` and ``--help`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lockresolve._version import __version__
+from lockresolve.cli_options import (
+    bool_option,
+    registry_options,
+    settings_from_kwargs,
+    setup_logging,
+)
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _DefaultGroup(click.Group):
+    """``lockresolve -f x`` means ``lockresolve resolve -f x``, as kbld's root command."""
+
+    default_command = "resolve"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command, *args]
+        elif not args:
+            args = ["--help"]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="lockresolve")
+def cli() -> None:
+    """Resolve image references to digests and write kbld/imgpkg lock files.
+
+    Without a command, lockresolve resolves, like kbld:
+    lockresolve -f packages/ --imgpkg-lock-output .imgpkg/images.yml
+    """
+
+
+@cli.command("resolve")
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    required=True,
+    help="File, directory (recursive; .yml/.yaml/.json), '-' for stdin, or http(s) URL. "
+    "Repeatable; commas split.",
+)
+@click.option(
+    "--imgpkg-lock-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write an imgpkg ImagesLock (.imgpkg/images.yml).",
+)
+@click.option(
+    "--lock-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a kbld Config lock with preresolved overrides.",
+)
+@bool_option("--images-annotation", True, "Annotate resources with kbld.k14s.io/images.")
+@bool_option("--origins-annotation", True, "Write kbld.carvel.dev/origins in the imgpkg lock.")
+@click.option(
+    "--image-map-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON map of image -> new image, applied as overrides.",
+)
+@click.option("--platform", help="Pick this platform (os/arch[/variant]) from image indexes.")
+@bool_option("--unresolved-inspect", False, "Accepted for kbld compatibility (no effect).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if a lock file would change.",
+)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Re-resolve every reference, ignoring the digests in the existing lock file.",
+)
+@click.option(
+    "--update-ref",
+    "update_refs",
+    multiple=True,
+    metavar="REF",
+    help="Re-resolve this reference (as written) only; repeatable.",
+)
+@registry_options
+def resolve_command(**kwargs: Any) -> None:
+    """Resolve image references in YAML to digests (kbld-compatible)."""
+    from lockresolve.resolve.command import run_resolve_command
+
+    setup_logging(kwargs.pop("verbose"))
+    settings = settings_from_kwargs(kwargs)
+    code = run_resolve_command(settings=settings, **kwargs)
+    if code:
+        raise SystemExit(code)
+
+
+def _register_bundle_commands() -> None:
+    from lockresolve.cli_bundle import copy_command, pull_command, push_command, tag_group
+
+    for command in (push_command, pull_command, copy_command, tag_group):
+        cli.add_command(command)
+
+
+_register_bundle_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI and map every error to one line and an exit code."""
+    from lockresolve.errors import LockresolveError, UsageError
+
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAILURE)
+    except click.exceptions.Abort:
+        click.echo("lockresolve: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("lockresolve: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except UsageError as exc:
+        click.echo(f"lockresolve: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except LockresolveError as exc:
+        click.echo(f"lockresolve: error: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except BrokenPipeError:
+        sys.exit(EXIT_FAILURE)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

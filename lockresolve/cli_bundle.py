@@ -1,0 +1,298 @@
+"""The bundle commands: ``push``, ``pull``, ``copy`` and ``tag`` (``ls``, ``resolve``).
+
+Each command parses its flags, checks imgpkg's flag combinations, and calls
+one library function under :func:`anyio.run`; errors propagate to
+:func:`lockresolve.cli.main`, which prints one line and picks the exit code.
+Library modules are imported inside the commands so ``--help`` starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+
+from lockresolve.cli_options import (
+    bool_option,
+    registry_options,
+    settings_from_kwargs,
+    setup_logging,
+)
+
+__all__ = ["copy_command", "pull_command", "push_command", "tag_group"]
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    """pflag's string slices: repeatable, and commas split one value into several."""
+    return [part for value in values for part in value.split(",") if part != ""]
+
+
+def _fail(message: str) -> None:
+    from lockresolve.errors import UsageError
+
+    raise UsageError(message)
+
+
+# --- push --------------------------------------------------------------------
+
+
+@click.command("push")
+@click.option("-b", "--bundle", help="Bundle reference to push to (a tag).")
+@click.option("-i", "--image", help="Image reference to push to (a tag).")
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    required=True,
+    help="File or directory to include; repeatable, commas split.",
+)
+@click.option(
+    "--file-exclusion",
+    "exclusions",
+    multiple=True,
+    help="Path relative to its -f root to leave out (default .git); repeatable.",
+)
+@click.option("-l", "--labels", multiple=True, help="Config label key=value; repeatable.")
+@click.option(
+    "--lock-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a BundleLock of the pushed bundle.",
+)
+@click.option(
+    "--gzip",
+    type=click.Choice(["go", "zlib"]),
+    default="go",
+    show_default=True,
+    help="go: imgpkg's exact layer bytes and digest; zlib: much faster, other digest.",
+)
+@registry_options
+def push_command(**kwargs: Any) -> None:
+    """Push files as a bundle (-b) or a plain image (-i), as imgpkg push."""
+    import anyio
+
+    from lockresolve.bundle.image import parse_label_flags
+    from lockresolve.bundle.progress import Progress
+    from lockresolve.bundle.push import push
+
+    setup_logging(kwargs.pop("verbose"))
+    settings = settings_from_kwargs(kwargs)
+    bundle, image = kwargs["bundle"], kwargs["image"]
+    if bundle and image:
+        _fail("Expected only one of image or bundle")
+    if not bundle and not image:
+        _fail("Expected either image or bundle")
+    labels = parse_label_flags(kwargs["labels"])
+    exclusions = _split(kwargs["exclusions"]) if kwargs["exclusions"] else None
+
+    async def run() -> str:
+        async with settings.client() as client:
+            with Progress("push") as progress:
+                result = await push(
+                    client,
+                    bundle or image,
+                    _split(kwargs["files"]),
+                    bundle=bool(bundle),
+                    exclusions=exclusions,
+                    labels=labels,
+                    lock_output=kwargs["lock_output"],
+                    gzip=kwargs["gzip"],
+                    on_line=click.echo,
+                    progress=progress,
+                )
+        return result.image
+
+    pushed = anyio.run(run)
+    click.echo(f"Pushed '{pushed}'")
+    click.echo("Succeeded")
+
+
+# --- pull --------------------------------------------------------------------
+
+
+@click.command("pull")
+@click.option("-b", "--bundle", help="Bundle reference to pull.")
+@click.option("-i", "--image", help="Image reference to pull.")
+@click.option(
+    "--lock",
+    "lock",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="BundleLock file naming the bundle to pull.",
+)
+@click.option("-o", "--output", "output", required=True, help="Output directory.")
+@click.option("-r", "--recursive", is_flag=True, help="Also pull nested bundles.")
+@bool_option(
+    "--image-is-bundle-check", True, "Refuse a bundle given with -i (false: pull its files)."
+)
+@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@registry_options
+def pull_command(**kwargs: Any) -> None:
+    """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
+    import anyio
+
+    from lockresolve.bundle.locks import BundleLock
+    from lockresolve.bundle.progress import Progress
+    from lockresolve.bundle.pull import check_output_path, pull
+
+    setup_logging(kwargs.pop("verbose"))
+    settings = settings_from_kwargs(kwargs)
+    output: str = kwargs["output"]
+    check_output_path(output)
+    sources = [kwargs["lock"], kwargs["bundle"], kwargs["image"]]
+    given = sum(1 for s in sources if s)
+    if given > 1:
+        _fail("Expected only one of image, bundle, or lock")
+    if given == 0:
+        _fail("Expected either image or bundle reference")
+    if kwargs["recursive"] and kwargs["image"]:
+        _fail("Cannot use --recursive (-r) flag when pulling a bundle")
+    if not kwargs["image_is_bundle_check"] and kwargs["bundle"]:
+        _fail("Cannot set --image-is-bundle-check while using -b flag")
+    if kwargs["lock"]:
+        source = BundleLock.from_path(kwargs["lock"]).image
+    else:
+        source = kwargs["bundle"] or kwargs["image"]
+    kind: Literal["bundle", "image"] = "image" if kwargs["image"] else "bundle"
+
+    async def run() -> None:
+        async with settings.client() as client:
+            with Progress("pull") as progress:
+                await pull(
+                    client,
+                    source,
+                    output,
+                    kind=kind,
+                    recursive=kwargs["recursive"],
+                    force=kwargs["force"],
+                    image_is_bundle_check=kwargs["image_is_bundle_check"],
+                    on_line=click.echo,
+                    progress=progress,
+                )
+
+    anyio.run(run)
+    click.echo("")
+    click.echo("Succeeded")
+
+
+# --- tag ---------------------------------------------------------------------
+
+
+@click.group("tag")
+def tag_group() -> None:
+    """List and resolve tags, as imgpkg tag."""
+
+
+@tag_group.command("list")
+@click.option("-i", "--image", required=True, help="Repository (any tag is ignored).")
+@click.option("--digests", is_flag=True, help="Show each tag's digest.")
+@click.option("--imgpkg-internal-tags", "internal", is_flag=True, help="Show *.imgpkg tags.")
+@registry_options
+def tag_list_command(**kwargs: Any) -> None:
+    """List the tags of a repository."""
+    import anyio
+
+    from lockresolve.bundle.tags import format_tag_table, list_tags
+
+    setup_logging(kwargs.pop("verbose"))
+    settings = settings_from_kwargs(kwargs)
+
+    async def run() -> str:
+        async with settings.client() as client:
+            tags = await list_tags(
+                client, kwargs["image"], digests=kwargs["digests"], internal=kwargs["internal"]
+            )
+        return format_tag_table(tags, digests=kwargs["digests"])
+
+    click.echo(anyio.run(run), nl=False)
+    click.echo("")
+    click.echo("Succeeded")
+
+
+tag_group.add_command(tag_list_command, "ls")
+
+
+@tag_group.command("resolve")
+@click.option("-i", "--image", required=True, help="Image reference to resolve.")
+@registry_options
+def tag_resolve_command(**kwargs: Any) -> None:
+    """Print the digest reference of an image."""
+    import anyio
+
+    from lockresolve.bundle.tags import resolve_tag
+
+    setup_logging(kwargs.pop("verbose"))
+    settings = settings_from_kwargs(kwargs)
+
+    async def run() -> str:
+        async with settings.client() as client:
+            return await resolve_tag(client, kwargs["image"])
+
+    click.echo(anyio.run(run))
+    click.echo("Succeeded")
+
+
+# --- copy --------------------------------------------------------------------
+
+
+@click.command("copy")
+@click.option("-b", "--bundle", help="Bundle to copy, with every image it locks.")
+@click.option("-i", "--image", help="Image or index to copy.")
+@click.option("--lock", type=click.Path(dir_okay=False), help="BundleLock or ImagesLock to copy.")
+@click.option("--tar", "tar_src", type=click.Path(dir_okay=False), help="imgpkg tar to copy from.")
+@click.option(
+    "--oci-layout", "layout_src", type=click.Path(file_okay=False), help="OCI layout to copy from."
+)
+@click.option("--to-repo", help="Destination repository for every item.")
+@click.option("--to-tar", type=click.Path(dir_okay=False), help="Write imgpkg's tar format here.")
+@click.option(
+    "--to-oci-layout", type=click.Path(file_okay=False), help="Write an OCI image layout here."
+)
+@click.option(
+    "--lock-output",
+    type=click.Path(dir_okay=False),
+    help="Write a BundleLock (bundle) or ImagesLock (images) of the copy.",
+)
+@click.option("--repo-based-tags", is_flag=True, help="Tag items <repo-path>-sha256-<hex>.imgpkg.")
+@click.option("--resume", is_flag=True, help="With --to-tar: reuse valid blobs of an earlier tar.")
+@registry_options
+def copy_command(**kwargs: Any) -> None:
+    """Copy a bundle, image or lock between registries, tars and OCI layouts, as imgpkg copy."""
+    import anyio
+
+    from lockresolve.bundle.copy import CopySource, copy
+    from lockresolve.bundle.progress import Progress
+
+    setup_logging(kwargs.pop("verbose"))
+    concurrency = kwargs["concurrency"]
+    settings = settings_from_kwargs(kwargs)
+    source = CopySource(
+        bundle=kwargs["bundle"],
+        image=kwargs["image"],
+        lock=kwargs["lock"],
+        tar=kwargs["tar_src"],
+        oci_layout=kwargs["layout_src"],
+    )
+    source.check()
+
+    async def run() -> None:
+        async with settings.client() as client:
+            with Progress("copy") as progress:
+                await copy(
+                    client,
+                    source,
+                    to_repo=kwargs["to_repo"],
+                    to_tar=kwargs["to_tar"],
+                    to_oci_layout=kwargs["to_oci_layout"],
+                    lock_output=kwargs["lock_output"],
+                    repo_based_tags=kwargs["repo_based_tags"],
+                    resume=kwargs["resume"],
+                    concurrency=concurrency,
+                    on_line=click.echo,
+                    progress=progress,
+                )
+
+    anyio.run(run)
+    click.echo("")
+    click.echo("Succeeded")

@@ -1,0 +1,161 @@
+"""How yaml.v2's emitter judges a string: plain, quoted or block (``yaml_emitter_analyze_scalar``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lockresolve.goyaml.resolve import plain_is_string
+
+__all__ = [
+    "ScalarAnalysis",
+    "analyze_scalar",
+    "escape_char",
+    "is_break",
+    "is_plain_safe",
+    "needs_escape",
+    "quote_double",
+]
+
+
+# --- scalar analysis (emitterc.go yaml_emitter_analyze_scalar) ----------------
+
+
+def _printable(c: str) -> bool:
+    o = ord(c)
+    return (
+        o == 0x0A
+        or 0x20 <= o <= 0x7E
+        or 0xA0 <= o <= 0xD7FF
+        or (0xE000 <= o <= 0xFFFD and o != 0xFEFF)
+    )
+
+
+_BREAKS = frozenset("\r\n\x85\u2028\u2029")
+
+
+def is_break(c: str) -> bool:
+    return c in _BREAKS
+
+
+def _is_blankz_at(value: str, i: int) -> bool:
+    return i >= len(value) or value[i] in " \t\0" or value[i] in _BREAKS
+
+
+@dataclass(frozen=True)
+class ScalarAnalysis:
+    multiline: bool
+    flow_plain_allowed: bool
+    block_plain_allowed: bool
+    single_quoted_allowed: bool
+    block_allowed: bool
+
+
+def analyze_scalar(value: str) -> ScalarAnalysis:
+    if not value:
+        return ScalarAnalysis(False, False, True, True, False)
+    block_ind = flow_ind = line_breaks = special = False
+    leading_space = leading_break = trailing_space = trailing_break = False
+    break_space = space_break = False
+    previous_space = previous_break = False
+    if value.startswith("---") or value.startswith("..."):
+        block_ind = flow_ind = True
+    preceded_by_ws = True
+    n = len(value)
+    for i, c in enumerate(value):
+        followed_by_ws = i + 1 >= n or value[i + 1] in " \t"
+        if i == 0:
+            if c in "#,[]{}&*!|>'\"%@`":
+                flow_ind = block_ind = True
+            elif c in "?:":
+                flow_ind = True
+                if followed_by_ws:
+                    block_ind = True
+            elif c == "-" and followed_by_ws:
+                flow_ind = block_ind = True
+        else:
+            if c in ",?[]{}":
+                flow_ind = True
+            elif c == ":":
+                flow_ind = True
+                if followed_by_ws:
+                    block_ind = True
+            elif c == "#" and preceded_by_ws:
+                flow_ind = block_ind = True
+        if not _printable(c):
+            special = True
+        if c == " ":
+            if i == 0:
+                leading_space = True
+            if i + 1 == n:
+                trailing_space = True
+            if previous_break:
+                break_space = True
+            previous_space, previous_break = True, False
+        elif is_break(c):
+            line_breaks = True
+            if i == 0:
+                leading_break = True
+            if i + 1 == n:
+                trailing_break = True
+            if previous_space:
+                space_break = True
+            previous_space, previous_break = False, True
+        else:
+            previous_space = previous_break = False
+        preceded_by_ws = _is_blankz_at(value, i)
+    flow_plain = block_plain = single = block = True
+    if leading_space or leading_break or trailing_space or trailing_break:
+        flow_plain = block_plain = False
+    if trailing_space:
+        block = False
+    if break_space:
+        flow_plain = block_plain = single = False
+    if space_break or special:
+        flow_plain = block_plain = single = block = False
+    if line_breaks:
+        flow_plain = block_plain = False
+    if flow_ind:
+        flow_plain = False
+    if block_ind:
+        block_plain = False
+    return ScalarAnalysis(line_breaks, flow_plain, block_plain, single, block)
+
+
+def is_plain_safe(value: str, *, flow: bool) -> bool:
+    """Can ``value`` be written as a plain scalar and still load as this string?
+
+    True only when both yaml.v2 (YAML 1.1) and a YAML 1.2 reader see a string.
+    """
+    if not value or not plain_is_string(value):
+        return False
+    # YAML 1.2 core schema extras (ruamel): 0o17, 1e3 style, .inf variants
+    if re.fullmatch(r"[-+]?(0o[0-7]+|0x[0-9a-fA-F]+|[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)", value):
+        return False
+    a = analyze_scalar(value)
+    return a.flow_plain_allowed if flow else a.block_plain_allowed
+
+
+def escape_char(c: str) -> str:
+    o = ord(c)
+    simple = {
+        0x00: "0", 0x07: "a", 0x08: "b", 0x09: "t", 0x0A: "n", 0x0B: "v", 0x0C: "f",
+        0x0D: "r", 0x1B: "e", 0x22: '"', 0x5C: "\\", 0x85: "N", 0xA0: "_",
+        0x2028: "L", 0x2029: "P",
+    }  # fmt: skip
+    if o in simple:
+        return "\\" + simple[o]
+    if o <= 0xFF:
+        return f"\\x{o:02X}"
+    if o <= 0xFFFF:
+        return f"\\u{o:04X}"
+    return f"\\U{o:08X}"
+
+
+def needs_escape(value: str, c: str) -> bool:
+    return not _printable(c) or value.startswith("\ufeff") or is_break(c) or c == '"' or c == "\\"
+
+
+def quote_double(value: str) -> str:
+    """A double-quoted YAML scalar on a single line (yaml.v2's escapes, no folding)."""
+    return '"' + "".join(escape_char(c) if needs_escape(value, c) else c for c in value) + '"'

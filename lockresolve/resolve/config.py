@@ -1,0 +1,621 @@
+"""kbld configuration documents as frozen values.
+
+Config kinds (``kbld.k14s.io/v1alpha1``: ``Config``, ``Sources``,
+``ImageOverrides``, ``ImageDestinations``, ``ImageKeys``) are read the way kbld
+reads them (``sigs.k8s.io/yaml`` into Go structs: numbers and booleans given
+for string fields become strings, ``null`` means "not set", field names
+match case-insensitively) and validated as kbld validates them. lockresolve
+is stricter in one way: an unknown field is an error instead of being
+silently ignored.
+
+An ``imgpkg.carvel.dev/v1alpha1`` ``ImagesLock`` in the input becomes
+preresolved overrides (``kbld.carvel.dev/id`` -> ``image``), see
+:func:`config_from_images_lock`.
+
+``sources`` and ``destinations`` are parsed and kept, but lockresolve does not
+build or push images: the engine should refuse a reference that matches a
+source, as ``kbld --build=false`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from lockresolve.errors import ConfigError
+from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION, ConfigDocument
+from lockresolve.resolve.godata import GoList, GoMap, describe_type, go_string_field
+from lockresolve.resolve.imageref import url_repo
+from lockresolve.resolve.origins import origins_from_data, parse_origins
+
+__all__ = [
+    "KBLD_VERSION",
+    "Config",
+    "Destination",
+    "KeyMatcher",
+    "Override",
+    "PathIndex",
+    "PathPart",
+    "PlatformSelection",
+    "SearchRule",
+    "SemverSelection",
+    "Source",
+    "TagSelection",
+    "UpdateStrategy",
+    "ValueMatcher",
+    "config_from_document",
+    "load_config",
+    "parse_origins",
+]
+
+KBLD_VERSION = "0.42.0"
+"""The kbld version lockresolve behaves as (``minimumRequiredVersion`` checks, lock output)."""
+
+
+# --- values ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathIndex:
+    """A sequence position in a ``keyMatcher.path``: ``{index: N}`` or ``{allIndexes: true}``."""
+
+    index: int | None = None
+    all_indexes: bool | None = None
+
+
+PathPart = str | PathIndex
+
+
+@dataclass(frozen=True)
+class KeyMatcher:
+    name: str = ""
+    path: tuple[PathPart, ...] = ()
+
+
+@dataclass(frozen=True)
+class ValueMatcher:
+    image: str = ""
+    image_repo: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateStrategy:
+    """Which of kbld's strategies are set; :attr:`kind` is the one kbld applies."""
+
+    none: bool = False
+    entire_value: bool = False
+    json: tuple[SearchRule, ...] | None = None
+    yaml: tuple[SearchRule, ...] | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.none:
+            return "none"
+        if self.entire_value:
+            return "entireValue"
+        if self.json is not None:
+            return "json"
+        return "yaml"
+
+    @property
+    def nested_rules(self) -> tuple[SearchRule, ...]:
+        if self.kind == "json":
+            return self.json or ()
+        if self.kind == "yaml":
+            return self.yaml or ()
+        return ()
+
+
+ENTIRE_VALUE = UpdateStrategy(entire_value=True)
+
+
+@dataclass(frozen=True)
+class SearchRule:
+    key_matcher: KeyMatcher | None = None
+    value_matcher: ValueMatcher | None = None
+    update_strategy: UpdateStrategy | None = None
+
+    @property
+    def strategy(self) -> UpdateStrategy:
+        return self.update_strategy or ENTIRE_VALUE
+
+
+DEFAULT_RULE = SearchRule(key_matcher=KeyMatcher(name="image"))
+
+
+@dataclass(frozen=True)
+class SemverSelection:
+    constraints: str = ""
+    prerelease_identifiers: tuple[str, ...] | None = None
+    """None: prereleases excluded; a tuple: allowed (empty tuple: every prerelease)."""
+
+
+@dataclass(frozen=True)
+class TagSelection:
+    semver: SemverSelection | None = None
+
+
+@dataclass(frozen=True)
+class PlatformSelection:
+    architecture: str = ""
+    os: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
+    variant: str = ""
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Override:
+    image: str = ""
+    image_repo: str = ""
+    new_image: str = ""
+    preresolved: bool = False
+    tag_selection: TagSelection | None = None
+    platform_selection: PlatformSelection | None = None
+    origins: tuple[Mapping[str, object], ...] = ()
+
+    def matches(self, url: str) -> bool:
+        """kbld's ``Matcher``: ``image`` exactly, else ``imageRepo`` against :func:`url_repo`."""
+        if self.image:
+            return self.image == url
+        return self.image_repo == url_repo(url)[0]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A build source (kept, never built by lockresolve)."""
+
+    image: str = ""
+    image_repo: str = ""
+    path: str = ""
+    builder: Mapping[str, object] = field(default_factory=dict)
+
+    def matches(self, url: str) -> bool:
+        return self.image == url if self.image else self.image_repo == url_repo(url)[0]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A push destination (kept, never pushed to by lockresolve)."""
+
+    image: str = ""
+    image_repo: str = ""
+    new_image: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the config documents of one run say, merged in input order."""
+
+    minimum_required_version: str = ""
+    sources: tuple[Source, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    destinations: tuple[Destination, ...] = ()
+    keys: tuple[str, ...] = ()
+    search_rules: tuple[SearchRule, ...] = ()
+
+    def merge(self, other: Config) -> Config:
+        """This config followed by ``other`` (kbld keeps configs in input order)."""
+        return Config(
+            minimum_required_version=other.minimum_required_version
+            or self.minimum_required_version,
+            sources=self.sources + other.sources,
+            overrides=self.overrides + other.overrides,
+            destinations=self.destinations + other.destinations,
+            keys=self.keys + other.keys,
+            search_rules=self.search_rules + other.search_rules,
+        )
+
+    def override_for(self, url: str) -> Override | None:
+        """The first override matching ``url`` (kbld ``shouldOverride``)."""
+        return next((o for o in self.overrides if o.matches(url)), None)
+
+    def source_for(self, url: str) -> Source | None:
+        return next((s for s in self.sources if s.matches(url)), None)
+
+
+# --- reading Go-ish values ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """A map's entries keyed by field name, and the map they came from (for lines)."""
+
+    where: str
+    source: object
+    values: dict[str, object]
+    keys: dict[str, str]  # field name -> key as written
+
+    def get(self, name: str) -> object:
+        return self.values.get(name)
+
+
+class _Reader:
+    """Typed access to a config document's data, with kbld's coercions and file:line errors."""
+
+    def __init__(self, doc: ConfigDocument, what: str) -> None:
+        self.doc = doc
+        self.what = what
+
+    def fail(
+        self, where: str, message: str, container: object = None, key: str | None = None
+    ) -> ConfigError:
+        node = None
+        if isinstance(container, GoMap):
+            node = container.value_nodes.get(key) if key is not None else None
+            node = (
+                node
+                or (container.key_nodes.get(key) if key is not None else None)
+                or container.node
+            )
+        elif isinstance(container, GoList):
+            idx = int(key) if key is not None and key.isdigit() else -1
+            node = (
+                container.item_nodes[idx]
+                if 0 <= idx < len(container.item_nodes)
+                else container.node
+            )
+        line = self.doc.line if node is None else self.doc.line_offset + node.line + 1
+        prefix = f"{self.what} {where}: " if where else f"{self.what}: "
+        return ConfigError(prefix + message, self.doc.source, line)
+
+    def fields(self, m: object, where: str, known: Sequence[str]) -> _Fields:
+        """Map ``m``'s keys onto ``known`` field names (exact, then case-insensitive)."""
+        if m is None:
+            return _Fields(where, None, {}, {})
+        if not isinstance(m, dict):
+            raise self.fail(where, f"expected a map, got {describe_type(m)}")
+        values: dict[str, object] = {}
+        keys: dict[str, str] = {}
+        by_fold = {k.casefold(): k for k in known}
+        for key, value in m.items():
+            name = key if key in known else by_fold.get(key.casefold())
+            if name is None:
+                raise self.fail(
+                    _join(where, key), f"unknown field {key!r} (known: {', '.join(known)})", m, key
+                )
+            if name not in values or key == name:
+                values[name] = value
+                keys[name] = key
+        return _Fields(where, m, values, keys)
+
+    def fail_at(self, f: _Fields, name: str, message: str) -> ConfigError:
+        return self.fail(_join(f.where, name), message, f.source, f.keys.get(name))
+
+    def string(self, f: _Fields, name: str) -> str:
+        value = f.get(name)
+        coerced = go_string_field(value)
+        if coerced is None:
+            raise self.fail_at(f, name, f"expected a string, got {describe_type(value)}")
+        return coerced
+
+    def boolean(self, f: _Fields, name: str) -> bool:
+        value = f.get(name)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self.fail_at(f, name, f"expected true or false, got {describe_type(value)}")
+        return value
+
+    def items(self, f: _Fields, name: str) -> list[tuple[str, object, object, str]]:
+        """(where, item, list, index) for each item of list field ``name``."""
+        value = f.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail_at(f, name, f"expected a list, got {describe_type(value)}")
+        where = _join(f.where, name)
+        return [(f"{where}[{i}]", item, value, str(i)) for i, item in enumerate(value)]
+
+    def strings(self, f: _Fields, name: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for where, item, container, index in self.items(f, name):
+            coerced = go_string_field(item)
+            if coerced is None:
+                raise self.fail(
+                    where, f"expected a string, got {describe_type(item)}", container, index
+                )
+            out.append(coerced)
+        return tuple(out)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+# --- the documents ------------------------------------------------------------
+
+_CONFIG_FIELDS = (
+    "apiVersion",
+    "kind",
+    "metadata",
+    "minimumRequiredVersion",
+    "sources",
+    "overrides",
+    "destinations",
+    "keys",
+    "searchRules",
+)
+
+
+def _parse_path(r: _Reader, f: _Fields) -> tuple[PathPart, ...]:
+    parts: list[PathPart] = []
+    for where, part, container, index in r.items(f, "path"):
+        if isinstance(part, str):
+            parts.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise r.fail(
+                where,
+                "Unknown path part (expected a key name, {index: N} or {allIndexes: true})",
+                container,
+                index,
+            )
+        pf = r.fields(part, where, ("index", "allIndexes"))
+        idx = pf.get("index")
+        if idx is not None and (
+            isinstance(idx, bool) or not isinstance(idx, int | float) or idx != int(idx)
+        ):
+            raise r.fail_at(pf, "index", f"expected an integer, got {describe_type(idx)}")
+        every = pf.get("allIndexes")
+        if every is not None and not isinstance(every, bool):
+            raise r.fail_at(pf, "allIndexes", f"expected true or false, got {describe_type(every)}")
+        parts.append(PathIndex(None if idx is None else int(idx), every))
+    return tuple(parts)
+
+
+def _parse_rules(r: _Reader, f: _Fields, name: str) -> tuple[SearchRule, ...]:
+    return tuple(_parse_rule(r, item, where) for where, item, _, _ in r.items(f, name))
+
+
+def _parse_strategy(r: _Reader, f: _Fields) -> UpdateStrategy:
+    sf = r.fields(
+        f.get("updateStrategy"),
+        _join(f.where, "updateStrategy"),
+        ("none", "entireValue", "json", "yaml"),
+    )
+    nested: dict[str, tuple[SearchRule, ...] | None] = {"json": None, "yaml": None}
+    for kind in ("json", "yaml"):
+        if sf.get(kind) is not None:
+            nf = r.fields(sf.get(kind), _join(sf.where, kind), ("searchRules",))
+            nested[kind] = _parse_rules(r, nf, "searchRules")
+    for kind in ("none", "entireValue"):
+        if sf.get(kind) is not None:
+            r.fields(sf.get(kind), _join(sf.where, kind), ())
+    strategy = UpdateStrategy(
+        none=sf.get("none") is not None,
+        entire_value=sf.get("entireValue") is not None,
+        json=nested["json"],
+        yaml=nested["yaml"],
+    )
+    if not (
+        strategy.none
+        or strategy.entire_value
+        or strategy.json is not None
+        or strategy.yaml is not None
+    ):
+        raise r.fail_at(f, "updateStrategy", "expected one of none, entireValue, json or yaml")
+    return strategy
+
+
+def _parse_rule(r: _Reader, value: object, where: str) -> SearchRule:
+    f = r.fields(value, where, ("keyMatcher", "valueMatcher", "updateStrategy"))
+    key_matcher = value_matcher = None
+    if f.get("keyMatcher") is not None:
+        kf = r.fields(f.get("keyMatcher"), _join(where, "keyMatcher"), ("name", "path"))
+        key_matcher = KeyMatcher(name=r.string(kf, "name"), path=_parse_path(r, kf))
+        if not key_matcher.name and not key_matcher.path:
+            raise r.fail_at(
+                f, "keyMatcher", "Expected KeyMatcher.Name or KeyMatcher.Path to be non-empty"
+            )
+    if f.get("valueMatcher") is not None:
+        vf = r.fields(f.get("valueMatcher"), _join(where, "valueMatcher"), ("image", "imageRepo"))
+        value_matcher = ValueMatcher(r.string(vf, "image"), r.string(vf, "imageRepo"))
+        if not value_matcher.image and not value_matcher.image_repo:
+            raise r.fail_at(
+                f,
+                "valueMatcher",
+                "Expected ValueMatcher.Image or ValueMatcher.ImageRepo to be non-empty",
+            )
+    if key_matcher is None and value_matcher is None:
+        raise r.fail(where, "Expected KeyMatcher or ValueMatcher to be non-empty", value)
+    strategy = _parse_strategy(r, f) if f.get("updateStrategy") is not None else None
+    return SearchRule(key_matcher, value_matcher, strategy)
+
+
+def _parse_image_ref(r: _Reader, f: _Fields) -> tuple[str, str]:
+    image, repo = r.string(f, "image"), r.string(f, "imageRepo")
+    if not image and not repo:
+        raise r.fail(f.where, "Expected Image or ImageRepo to be non-empty", f.source)
+    return image, repo
+
+
+def _parse_tag_selection(r: _Reader, f: _Fields) -> TagSelection:
+    tf = r.fields(f.get("tagSelection"), _join(f.where, "tagSelection"), ("semver",))
+    if tf.get("semver") is None:
+        return TagSelection(None)
+    sf = r.fields(tf.get("semver"), _join(tf.where, "semver"), ("constraints", "prereleases"))
+    identifiers: tuple[str, ...] | None = None
+    if sf.get("prereleases") is not None:
+        pf = r.fields(sf.get("prereleases"), _join(sf.where, "prereleases"), ("identifiers",))
+        identifiers = r.strings(pf, "identifiers")
+    return TagSelection(SemverSelection(r.string(sf, "constraints"), identifiers))
+
+
+def _parse_platform(r: _Reader, f: _Fields) -> PlatformSelection:
+    pf = r.fields(
+        f.get("platformSelection"),
+        _join(f.where, "platformSelection"),
+        ("architecture", "os", "os.version", "os.features", "variant", "features"),
+    )
+    return PlatformSelection(
+        architecture=r.string(pf, "architecture"),
+        os=r.string(pf, "os"),
+        os_version=r.string(pf, "os.version"),
+        os_features=r.strings(pf, "os.features"),
+        variant=r.string(pf, "variant"),
+        features=r.strings(pf, "features"),
+    )
+
+
+def _parse_override(r: _Reader, value: object, where: str) -> Override:
+    f = r.fields(
+        value,
+        where,
+        (
+            "image",
+            "imageRepo",
+            "newImage",
+            "preresolved",
+            "tagSelection",
+            "platformSelection",
+            "origins",
+        ),
+    )
+    image, repo = _parse_image_ref(r, f)
+    new_image = r.string(f, "newImage")
+    if not new_image:
+        raise r.fail(where, "Expected NewImage to be non-empty", value)
+    origins: tuple[Mapping[str, object], ...] = ()
+    if f.get("origins") is not None:
+        origins = origins_from_data(f.get("origins"), lambda msg: r.fail_at(f, "origins", msg))
+    return Override(
+        image=image,
+        image_repo=repo,
+        new_image=new_image,
+        preresolved=r.boolean(f, "preresolved"),
+        tag_selection=_parse_tag_selection(r, f) if f.get("tagSelection") is not None else None,
+        platform_selection=_parse_platform(r, f)
+        if f.get("platformSelection") is not None
+        else None,
+        origins=origins,
+    )
+
+
+_GO_VERSION = re.compile(
+    r"v?([0-9]+(?:\.[0-9]+)*?)"
+    r"(-([0-9]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)|(-?([A-Za-z\-~]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)))?"
+    r"(\+([0-9A-Za-z\-~]+(\.[0-9A-Za-z\-~]+)*))?"
+)
+
+
+def _version_segments(text: str) -> tuple[int, ...] | None:
+    """hashicorp/go-version's numeric segments (None if the version is malformed)."""
+    m = _GO_VERSION.fullmatch(text.strip())
+    if m is None:
+        return None
+    segments = tuple(int(p) for p in m.group(1).split("."))
+    return segments + (0,) * max(0, 3 - len(segments))
+
+
+def _check_minimum_version(r: _Reader, f: _Fields) -> str:
+    version = r.string(f, "minimumRequiredVersion")
+    if not version:
+        return version
+    if version.startswith("v"):
+        raise r.fail_at(
+            f,
+            "minimumRequiredVersion",
+            "Validating minimum version: Must not have prefix 'v' (e.g. '0.8.0')",
+        )
+    wanted = _version_segments(version)
+    if wanted is None:
+        raise r.fail_at(
+            f,
+            "minimumRequiredVersion",
+            f"Parsing minimum version constraint: Malformed constraint: >={version}",
+        )
+    have = _version_segments(KBLD_VERSION)
+    assert have is not None
+    width = max(len(wanted), len(have))
+    if have + (0,) * (width - len(have)) < wanted + (0,) * (width - len(wanted)):
+        raise r.fail_at(
+            f,
+            "minimumRequiredVersion",
+            f"kbld version '{KBLD_VERSION}' does not meet the minimum required version '{version}'",
+        )
+    return version
+
+
+def _parse_source(r: _Reader, value: object, where: str) -> Source:
+    if not isinstance(value, dict):
+        raise r.fail(where, f"expected a map, got {describe_type(value)}")
+    ref_keys = {k for k in value if k.casefold() in ("image", "imagerepo", "path")}
+    f = r.fields({k: value[k] for k in ref_keys}, where, ("image", "imageRepo", "path"))
+    f = _Fields(where, value, f.values, f.keys)
+    image, repo = _parse_image_ref(r, f)
+    path = r.string(f, "path")
+    if not path:
+        raise r.fail(where, "Expected Path to be non-empty", value)
+    return Source(image, repo, path, {k: v for k, v in value.items() if k not in ref_keys})
+
+
+def _parse_destination(r: _Reader, value: object, where: str) -> Destination:
+    f = r.fields(value, where, ("image", "imageRepo", "newImage", "tags"))
+    image, repo = _parse_image_ref(r, f)
+    return Destination(image, repo, r.string(f, "newImage") or image, r.strings(f, "tags"))
+
+
+def config_from_document(doc: ConfigDocument) -> Config:
+    """Parse one kbld config document or ImagesLock; raises :class:`ConfigError`."""
+    if doc.api_version == IMAGES_LOCK_API_VERSION:
+        return config_from_images_lock(doc)
+    r = _Reader(doc, doc.kind)
+    f = r.fields(doc.data, "", _CONFIG_FIELDS)
+    version = _check_minimum_version(r, f)
+    keys = r.strings(f, "keys")
+    for i, key in enumerate(keys):
+        if not key:
+            raise r.fail(f"keys[{i}]", "Expected to be non-empty", f.get("keys"), str(i))
+    return Config(
+        minimum_required_version=version,
+        sources=tuple(_parse_source(r, item, w) for w, item, _, _ in r.items(f, "sources")),
+        overrides=tuple(_parse_override(r, item, w) for w, item, _, _ in r.items(f, "overrides")),
+        destinations=tuple(
+            _parse_destination(r, item, w) for w, item, _, _ in r.items(f, "destinations")
+        ),
+        keys=keys,
+        search_rules=_parse_rules(r, f, "searchRules"),
+    )
+
+
+def config_from_images_lock(doc: ConfigDocument) -> Config:
+    """An ImagesLock in the input: one preresolved override per image (kbld ``NewConfigFromImagesLock``)."""
+    from lockresolve.lock import ID_ANNOTATION, ORIGINS_ANNOTATION, LockError, images_lock_from_data
+
+    try:
+        lock = images_lock_from_data(doc.data, doc.source, doc.line_offset)
+    except LockError as exc:
+        raise ConfigError(f"ImagesLock: {exc.message}", exc.source, exc.line) from None
+    overrides: list[Override] = []
+    for i, entry in enumerate(lock.images):
+        where = f"ImagesLock images[{i}]"
+        image_id = entry.annotations.get(ID_ANNOTATION, "")
+        if not image_id:
+            raise ConfigError(
+                f"{where}: Expected Image or ImageRepo to be non-empty (no {ID_ANNOTATION} annotation)",
+                doc.source,
+                doc.line,
+            )
+
+        def fail(message: str, where: str = where) -> ConfigError:
+            return ConfigError(
+                f"{where}: {ORIGINS_ANNOTATION} annotation: {message}", doc.source, doc.line
+            )
+
+        origins = parse_origins(entry.annotations.get(ORIGINS_ANNOTATION, ""), fail)
+        overrides.append(
+            Override(image=image_id, new_image=entry.image, preresolved=True, origins=origins)
+        )
+    return Config(overrides=tuple(overrides))
+
+
+def load_config(docs: Iterable[ConfigDocument]) -> Config:
+    """Parse and merge every config document, in order."""
+    merged = Config()
+    for doc in docs:
+        merged = merged.merge(config_from_document(doc))
+    return merged

@@ -1,0 +1,353 @@
+"""The resolver's library entry point: inputs in, resolved documents, locks and failures out.
+
+::
+
+    result = await lockresolve.resolve.resolve_inputs(["packages/"], ResolveOptions())
+    result.output                  # the documents, formatting kept, images pinned
+    result.images_lock_text()      # .imgpkg/images.yml, byte for byte as kbld writes it
+    result.failures                # every reference that failed, with where it was found
+
+The work is staged so that resolution starts while files are still being
+parsed: every input is read first (cheap), the inputs that may hold kbld or
+imgpkg configuration are parsed next (their overrides and search rules apply
+to every file), then the other inputs are parsed one by one in a worker
+thread while the references found so far are resolved concurrently, each
+distinct normalised reference by one request at most. Every task catches its
+own error, so one failing reference does not cancel the others; failures are
+returned as data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import httpx
+
+from lockresolve.errors import (
+    InputError,
+    InvalidReferenceError,
+    LockresolveError,
+    UsageError,
+)
+from lockresolve.lock import (
+    ID_ANNOTATION,
+    ORIGINS_ANNOTATION,
+    images_lock_text,
+    kbld_lock_text,
+    read_images_lock,
+)
+from lockresolve.registry.client import RegistryClient, RequestStats
+from lockresolve.registry.settings import RegistrySettings
+from lockresolve.resolve.config import (
+    Config,
+    Override,
+    PlatformSelection,
+    load_config,
+    parse_origins,
+)
+from lockresolve.resolve.documents import ConfigDocument, ParsedSource, Resource, parse_source
+from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
+from lockresolve.resolve.render import render_resource
+from lockresolve.resolve.resolver import Resolver, parse_platform
+from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
+from lockresolve.resolve.sources import SourceKind, SourceSpec, decode_source, expand_paths
+from lockresolve.resolve.walker import Occurrence, find_references
+
+__all__ = [
+    "Failure",
+    "ResolveOptions",
+    "ResolveResult",
+    "TextInput",
+    "load_image_map",
+    "pins_from_images_lock",
+    "resolve_inputs",
+    "resolve_inputs_sync",
+]
+
+_CONFIG_MARKERS = ("kbld.k14s.io/v1alpha1", "imgpkg.carvel.dev/v1alpha1")
+_MAX_URL_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TextInput:
+    """YAML given as text rather than a path (library use); ``name`` is used in messages."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ResolveOptions:
+    """What kbld's flags say, as plain values."""
+
+    platform: str | None = None
+    images_annotation: bool = True
+    origins_annotation: bool = True
+    image_map: Mapping[str, str] = field(default_factory=dict)
+    #: earlier results to keep (an existing lock), by reference as written
+    pins: Mapping[str, ResolvedImage] = field(default_factory=dict)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A reference that could not be resolved, where it appears, and why."""
+
+    reference: str
+    reason: str
+    occurrences: tuple[Occurrence, ...]
+
+    @property
+    def locations(self) -> str:
+        seen: dict[str, None] = {}
+        for occ in self.occurrences:
+            seen.setdefault(f"{occ.source}:{occ.line}", None)
+        return ", ".join(seen)
+
+    def __str__(self) -> str:
+        where = f" ({self.locations})" if self.occurrences else ""
+        return f"Resolving image '{self.reference}'{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ResolveResult:
+    """Everything a run produced. Nothing is written anywhere by the library."""
+
+    resources: tuple[Resource, ...]
+    config: Config
+    resolved: Mapping[str, ResolvedImage]
+    failures: tuple[Failure, ...]
+    occurrences: tuple[Occurrence, ...]
+    stats: RequestStats
+    output: str = ""
+    options: ResolveOptions = field(default_factory=ResolveOptions)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def lock_entries(self) -> list[LockEntry]:
+        return lock_entries(self.resolved)
+
+    def images_lock_text(self) -> str:
+        return images_lock_text(self.lock_entries, origins=self.options.origins_annotation)
+
+    def kbld_lock_text(self) -> str:
+        return kbld_lock_text(self.lock_entries, search_rules_without_defaults(self.config))
+
+    def final_lines(self) -> list[str]:
+        """kbld's ``resolve | final: A -> B`` lines, sorted."""
+        return [
+            f"resolve | final: {ref} -> {img.url}" for ref, img in sorted(self.resolved.items())
+        ]
+
+
+def _may_hold_config(text: str) -> bool:
+    return any(marker in text for marker in _CONFIG_MARKERS)
+
+
+async def _read(spec: SourceSpec | TextInput, http: httpx.AsyncClient | None) -> tuple[str, str]:
+    if isinstance(spec, TextInput):
+        return spec.name, spec.text
+    if spec.kind is SourceKind.STDIN:
+        data = await anyio.to_thread.run_sync(sys.stdin.buffer.read)
+    elif spec.kind is SourceKind.URL:
+        assert http is not None
+        try:
+            response = await http.get(spec.location, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            raise InputError(f"fetching failed: {type(exc).__name__}", source=spec.name) from None
+        if not 200 <= response.status_code < 300:
+            raise InputError(
+                f"fetching failed: {response.status_code} {response.reason_phrase}",
+                source=spec.name,
+            )
+        data = response.content[:_MAX_URL_BYTES]
+    else:
+        try:
+            data = await anyio.Path(spec.location).read_bytes()
+        except OSError as exc:
+            raise InputError(exc.strerror or str(exc), source=spec.name) from None
+    return spec.name, await anyio.to_thread.run_sync(decode_source, spec.name, data)
+
+
+async def _read_all(inputs: Sequence[str | TextInput]) -> list[tuple[str, str]]:
+    specs: list[SourceSpec | TextInput] = []
+    for item in inputs:
+        if isinstance(item, TextInput):
+            specs.append(item)
+        else:
+            specs.extend(await anyio.to_thread.run_sync(expand_paths, [item]))
+    needs_http = any(isinstance(s, SourceSpec) and s.kind is SourceKind.URL for s in specs)
+    http = httpx.AsyncClient(timeout=30.0) if needs_http else None
+    try:
+        return [await _read(spec, http) for spec in specs]
+    finally:
+        if http is not None:
+            await http.aclose()
+
+
+def _image_map_overrides(image_map: Mapping[str, str]) -> Config:
+    return Config(
+        overrides=tuple(
+            Override(image=k, new_image=v, preresolved=True) for k, v in image_map.items()
+        )
+    )
+
+
+async def resolve_inputs(
+    inputs: Sequence[str | TextInput],
+    options: ResolveOptions | None = None,
+    *,
+    client: RegistryClient | None = None,
+) -> ResolveResult:
+    """Resolve every image reference in ``inputs`` (``-f`` values or :class:`TextInput`).
+
+    Raises :class:`~lockresolve.errors.InputError` (and subclasses) for inputs
+    that cannot be read or parsed; registry failures are returned in
+    ``failures``, never raised. ``client`` lets a caller share one registry
+    session (for example with a push that follows).
+    """
+    options = options or ResolveOptions()
+    platform: PlatformSelection | None = (
+        parse_platform(options.platform) if options.platform else None
+    )
+    texts = await _read_all(inputs)
+    if not texts:
+        raise UsageError("no input files (give -f with a file, directory, '-' or URL)")
+
+    parsed: list[ParsedSource | None] = [None] * len(texts)
+    for i, (name, text) in enumerate(texts):
+        if _may_hold_config(text):
+            parsed[i] = await anyio.to_thread.run_sync(parse_source, name, text)
+    configs: list[ConfigDocument] = [doc for p in parsed if p is not None for doc in p.configs]
+    config = _image_map_overrides(options.image_map).merge(load_config(configs))
+    rules = search_rules(config)
+
+    own_client = client is None
+    session: RegistryClient | None = client
+
+    def open_client() -> RegistryClient:
+        nonlocal session
+        if session is None:
+            session = options.registry.client()
+        return session
+
+    resolver = Resolver(open_client, config, platform=platform, pins=options.pins)
+    resolved: dict[str, ResolvedImage] = {}
+    errors: dict[str, str] = {}
+    occurrences: list[Occurrence] = []
+    started: set[str] = set()
+
+    async def resolve_one(ref: str) -> None:
+        try:
+            resolved[ref] = await resolver.resolve(ref)
+        except InvalidReferenceError as exc:
+            errors[ref] = exc.reason + _EXCLUDE_HINT
+        except LockresolveError as exc:
+            message = str(exc)
+            if "invalid image reference" in message or "template" in message:
+                message += _EXCLUDE_HINT
+            errors[ref] = message
+
+    resources: list[Resource] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            for i, (name, text) in enumerate(texts):
+                source = parsed[i]
+                if source is None:
+                    source = await anyio.to_thread.run_sync(parse_source, name, text)
+                resources.extend(source.resources)
+                found = find_references(source.resources, rules)
+                occurrences.extend(found.occurrences)
+                for ref in found.distinct:
+                    if ref not in started:
+                        started.add(ref)
+                        tg.start_soon(resolve_one, ref)
+    finally:
+        if own_client and session is not None:
+            await session.aclose()
+
+    by_ref: dict[str, list[Occurrence]] = {}
+    for occ in occurrences:
+        by_ref.setdefault(occ.ref, []).append(occ)
+    failures = tuple(
+        Failure(ref, errors[ref], tuple(by_ref.get(ref, ()))) for ref in started if ref in errors
+    )
+    stats = session.stats if session is not None else RequestStats()
+    result = ResolveResult(
+        resources=tuple(resources),
+        config=config,
+        resolved=resolved,
+        failures=failures,
+        occurrences=tuple(occurrences),
+        stats=stats,
+        options=options,
+    )
+    if failures:
+        return result
+    output = "".join(
+        render_resource(r, rules, resolved, annotate=options.images_annotation).text
+        for r in resources
+    )
+    return ResolveResult(
+        resources=result.resources,
+        config=config,
+        resolved=resolved,
+        failures=(),
+        occurrences=result.occurrences,
+        stats=stats,
+        output=output,
+        options=options,
+    )
+
+
+_EXCLUDE_HINT = (
+    " (if this value is not an image on purpose, exclude it with a search rule whose "
+    "updateStrategy is none)"
+)
+
+
+def resolve_inputs_sync(
+    inputs: Sequence[str | TextInput], options: ResolveOptions | None = None
+) -> ResolveResult:
+    """:func:`resolve_inputs` for callers without an event loop."""
+    return anyio.run(resolve_inputs, inputs, options)
+
+
+def load_image_map(path: str | Path) -> dict[str, str]:
+    """``--image-map-file``: a JSON object of image -> new image (CNAB relocation mapping)."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc), source=str(path)) from None
+    except ValueError as exc:
+        raise InputError(f"not JSON: {exc}", source=str(path)) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise InputError("expected a JSON object of strings", source=str(path))
+    return data
+
+
+def pins_from_images_lock(text: str, source: str) -> dict[str, ResolvedImage]:
+    """The results recorded in an ImagesLock written by lockresolve or kbld."""
+    lock = read_images_lock(text, source)
+    pins: dict[str, ResolvedImage] = {}
+    for entry in lock.images:
+        ref = entry.annotations.get(ID_ANNOTATION)
+        if not ref:
+            continue
+
+        def fail(message: str) -> InputError:
+            return InputError(message, source=source)
+
+        origins = parse_origins(entry.annotations.get(ORIGINS_ANNOTATION, ""), fail)
+        pins[ref] = ResolvedImage(entry.image, origins)
+    return pins

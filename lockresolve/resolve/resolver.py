@@ -1,0 +1,256 @@
+"""Resolve one image reference as written to a digest reference, as kbld v0.42.0 does.
+
+The order, per reference: the first matching override (its ``newImage``
+replaces the reference; ``preresolved`` returns it with no network call;
+``tagSelection.semver`` lists tags and picks one); a reference with ``@`` is
+already pinned (no network call); anything else costs one manifest HEAD. Then
+platform selection, when asked for, picks a child of an index.
+
+Registry work is shared: each distinct normalised reference is resolved once,
+however many spellings point at it, and concurrent callers wait for the one
+request in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import anyio
+
+from lockresolve.errors import InvalidReferenceError, LockresolveError, UsageError
+from lockresolve.mediatypes import DOCKER_MANIFEST_LIST, OCI_INDEX
+from lockresolve.reference import Reference
+from lockresolve.registry.client import RegistryClient
+from lockresolve.registry.model import Descriptor, Manifest
+from lockresolve.resolve.config import Config, Override, PlatformSelection
+from lockresolve.resolve.model import ResolvedImage, preresolved_image
+from lockresolve.resolve.semver import SemverError, select_tag
+
+__all__ = ["ImageResolveError", "Resolver", "parse_platform"]
+
+_INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+
+
+class ImageResolveError(LockresolveError):
+    """One reference could not be resolved; the message is kbld-style, without the ref."""
+
+
+def parse_platform(value: str) -> PlatformSelection:
+    """``os/arch[/variant]`` as ``--platform`` takes it."""
+    parts = value.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"--platform {value!r}: expected os/arch or os/arch/variant")
+    return PlatformSelection(
+        os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else ""
+    )
+
+
+@dataclass
+class _Pending:
+    done: anyio.Event
+    result: Descriptor | Manifest | BaseException | None = None
+
+
+def _origin_resolved(tag: str, url: str) -> Mapping[str, object]:
+    return {"resolved": {"tag": tag, "url": url}}
+
+
+class Resolver:
+    """Turns references as written into :class:`ResolvedImage` values."""
+
+    def __init__(
+        self,
+        client: Callable[[], RegistryClient],
+        config: Config,
+        *,
+        platform: PlatformSelection | None = None,
+        pins: Mapping[str, ResolvedImage] | None = None,
+    ) -> None:
+        """``client`` gives the registry client on first need, so a run that needs
+        no request opens no session. ``pins`` are earlier results by reference as
+        written (an existing lock): a pin is reused while it still describes the
+        reference the configuration points at."""
+        self._client = client
+        self._pins = pins or {}
+        self._config = config
+        self._platform = platform
+        self._pending: dict[tuple[str, str], _Pending] = {}
+
+    def override_for(self, written: str) -> Override | None:
+        for override in self._config.overrides:
+            if override.matches(written):
+                return override
+        return None
+
+    def needs_registry(self, written: str) -> bool:
+        """Whether resolving ``written`` may send a request (used to skip opening a client)."""
+        url, platform = written, self._platform
+        override = self.override_for(written)
+        if override is not None:
+            url = override.new_image or url
+            platform = override.platform_selection or platform
+            if override.preresolved:
+                return False
+            if override.tag_selection is not None:
+                return True
+        return "@" not in url or platform is not None
+
+    async def resolve(self, written: str) -> ResolvedImage:
+        url = written
+        platform = self._platform
+        override = self.override_for(written)
+        if override is not None:
+            if override.new_image:
+                url = override.new_image
+            if override.platform_selection is not None:
+                platform = override.platform_selection
+            if override.preresolved:
+                return preresolved_image(url, override.origins)
+        pin = self._pins.get(written)
+        if pin is not None and "@" not in url and _pin_describes(pin, url):
+            return pin
+        if (
+            override is not None
+            and override.tag_selection is not None
+            and override.tag_selection.semver is not None
+        ):
+            url = await self._select_tag(url, override)
+        for source in self._config.sources:
+            if source.matches(url):
+                raise ImageResolveError(
+                    f"lockresolve does not build images, but a kbld Sources entry matches "
+                    f"'{url}' (resolve it with kbld, or pin it with an override)"
+                )
+        ref = _parse(url)
+        if ref.digest is not None:
+            resolved = ResolvedImage(url=f"{ref.context}@{ref.digest}", origins=())
+        else:
+            descriptor = await self._descriptor(ref)
+            resolved = ResolvedImage(
+                url=f"{ref.context}@{descriptor.digest}",
+                origins=(_origin_resolved(ref.effective_tag or "latest", url),),
+            )
+        if platform is not None:
+            resolved = await self._select_platform(resolved, platform)
+        return resolved
+
+    async def _select_tag(self, url: str, override: Override) -> str:
+        """kbld's ``TagSelectedImage``: list the repository's tags, pick one, ``url:tag``."""
+        assert override.tag_selection is not None and override.tag_selection.semver is not None
+        semver = override.tag_selection.semver
+        ref = _parse(url)
+        if ref.tag_written or ref.digest is not None:
+            raise ImageResolveError(f"tag selection needs a repository without a tag: '{url}'")
+        tags = await self._client_or_fail().list_tags(ref.registry, ref.repository)
+        try:
+            tag = select_tag(tags, semver.constraints, semver.prerelease_identifiers)
+        except SemverError as exc:
+            raise ImageResolveError(f"Selecting versions: {exc}") from None
+        if tag is None:
+            raise ImageResolveError("Expected to find at least one version, but did not")
+        return f"{url}:{tag}"
+
+    def _client_or_fail(self) -> RegistryClient:
+        return self._client()
+
+    async def _shared(
+        self, key: tuple[str, str], work: Callable[[], Awaitable[Descriptor | Manifest]]
+    ) -> Descriptor | Manifest:
+        """Run ``work`` once per key; concurrent callers wait for the one in flight."""
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending(done=anyio.Event())
+            try:
+                pending.result = await work()
+            except Exception as exc:
+                pending.result = exc
+            finally:
+                pending.done.set()
+        else:
+            await pending.done.wait()
+        if isinstance(pending.result, BaseException):
+            raise pending.result
+        assert pending.result is not None
+        return pending.result
+
+    async def _descriptor(self, ref: Reference) -> Descriptor:
+        client = self._client_or_fail()
+        result = await self._shared(("head", str(ref)), lambda: client.resolve(ref))
+        assert isinstance(result, Descriptor)
+        return result
+
+    async def _manifest(self, ref: Reference) -> Manifest:
+        client = self._client_or_fail()
+        result = await self._shared(("get", str(ref)), lambda: client.get_manifest(ref))
+        assert isinstance(result, Manifest)
+        return result
+
+    async def _select_platform(
+        self, resolved: ResolvedImage, platform: PlatformSelection
+    ) -> ResolvedImage:
+        ref = _parse(resolved.url)
+        manifest = await self._manifest(ref)
+        media_type = manifest.media_type
+        try:
+            body = json.loads(manifest.data)
+        except ValueError:
+            raise ImageResolveError(f"manifest of '{resolved.url}' is not JSON") from None
+        if media_type not in _INDEX_TYPES and body.get("mediaType") not in _INDEX_TYPES:
+            return resolved
+        matches = [
+            m
+            for m in body.get("manifests") or []
+            if isinstance(m, dict) and _platform_matches(m.get("platform") or {}, platform)
+        ]
+        wanted = "/".join(p for p in (platform.os, platform.architecture, platform.variant) if p)
+        if not matches:
+            raise ImageResolveError(
+                f"Expected to find image for platform '{wanted}' in index '{resolved.url}', "
+                "but did not"
+            )
+        if len(matches) > 1:
+            raise ImageResolveError(
+                f"Expected to find exactly one image for platform '{wanted}' in index "
+                f"'{resolved.url}', but found {len(matches)}"
+            )
+        child = matches[0]
+        chosen = child.get("platform") or {}
+        origin: dict[str, object] = {
+            "architecture": chosen.get("architecture", ""),
+            "index": resolved.url,
+            "os": chosen.get("os", ""),
+        }
+        if chosen.get("variant"):
+            origin["variant"] = chosen["variant"]
+        return ResolvedImage(
+            url=f"{ref.context}@{child['digest']}",
+            origins=(*resolved.origins, {"platformSelected": origin}),
+        )
+
+
+def _platform_matches(candidate: Mapping[str, object], wanted: PlatformSelection) -> bool:
+    if wanted.os and candidate.get("os") != wanted.os:
+        return False
+    if wanted.architecture and candidate.get("architecture") != wanted.architecture:
+        return False
+    return not (wanted.variant and candidate.get("variant") != wanted.variant)
+
+
+def _pin_describes(pin: ResolvedImage, url: str) -> bool:
+    """A pin is kept while its ``resolved`` origin is the reference resolved now
+    (``url``, or ``url:<tag>`` when a tag was selected for it)."""
+    for origin in pin.origins:
+        resolved = origin.get("resolved")
+        if isinstance(resolved, Mapping):
+            got = resolved.get("url")
+            return isinstance(got, str) and (got == url or got.startswith(url + ":"))
+    return False
+
+
+def _parse(url: str) -> Reference:
+    try:
+        return Reference.parse(url)
+    except InvalidReferenceError as exc:
+        raise ImageResolveError(exc.reason) from None
