@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lockresolve.resolve.semver import SemverError, parse_range, parse_version, select_tag
+from tests.resolve.pipeline import CONFORMANCE
 
 TAGS = [
     "latest",
@@ -96,3 +99,12 @@ def test_range_predicate() -> None:
     assert check(parse_version("2.0.3-beta.1"))
     assert not check(parse_version("2.0.3-beta.2"))
     assert not check(parse_version("1.0.0"))
+
+
+def test_r08_seeded_tags() -> None:
+    """The tags r08 seeds into the registry, and r08's constraint: kbld picked 1.10.1."""
+    seed = json.loads((CONFORMANCE / "r08-tag-selection" / "seed.json").read_text())
+    tags = [i["reference"] for i in seed if i["put"] == "manifest" and i["repo"] == "conf/r08/app"]
+    assert select_tag(tags, ">=1.0.0 <2.0.0") == "1.10.1"
+    assert select_tag(tags, "") == "2.0.0"
+    assert select_tag(tags, "", ()) == "2.1.0-rc.1"
