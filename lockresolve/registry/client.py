@@ -166,6 +166,7 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        log.debug("%s", self.stats.summary())
 
     # -- logging ---------------------------------------------------------------
 
@@ -264,6 +265,7 @@ class RegistryClient:
                     if deciding and isinstance(exc, httpx.ConnectError) and _is_tls_mismatch(exc):
                         # A loopback or private registry that speaks plain http.
                         host.scheme = "http"
+                        log.debug("%s does not speak TLS; using plain http", registry)
                         continue
                     last_exc = exc
                     log.debug("%s %s failed: %s", method, redact_url(url), type(exc).__name__)

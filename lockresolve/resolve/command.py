@@ -155,6 +155,6 @@ def _check(plans: Sequence[LockPlan]) -> int:
 def _log_stats(result: ResolveResult) -> None:
     import logging
 
-    log = logging.getLogger("lockresolve.http")
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug("%s", result.stats.summary())
+    # A run that opened a registry client logged its count when the client closed.
+    if result.stats.total == 0:
+        logging.getLogger("lockresolve.http").debug("%s", result.stats.summary())

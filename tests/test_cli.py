@@ -1,0 +1,104 @@
+"""The command line itself: version, help, verbose logging, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockresolve import __version__
+from lockresolve.cli import main
+from tests.support.conformance import get_case, seed_case
+from tests.support.registry import Registry
+
+COMMANDS = [
+    [],
+    ["resolve"],
+    ["push"],
+    ["pull"],
+    ["copy"],
+    ["tag"],
+    ["tag", "ls"],
+    ["tag", "resolve"],
+]
+
+
+def run(args: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+        raise SystemExit(0)
+    out, err = capfd.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+def test_version(capfd: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--version"], capfd)
+    assert code == 0
+    assert out.strip() == f"lockresolve, version {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help_on_every_command(command: list[str], capfd: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([*command, "--help"], capfd)
+    assert code == 0
+    assert out.startswith("Usage:")
+
+
+def test_console_script_is_installed() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "lockresolve.cli", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_both_lock_flags_is_a_usage_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "d.yml").write_text(
+        "kind: Pod\nspec: {containers: [{image: nginx@sha256:" + "a" * 64 + "}]}\n"
+    )
+    code, out, err = run(
+        ["-f", str(tmp_path), "--imgpkg-lock-output", "a.yml", "--lock-output", "b.yml"], capfd
+    )
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_flag_is_a_usage_error(capfd: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["-f", "x.yml", "--no-such-flag"], capfd)
+    assert code == 2
+    assert "no-such-flag" in err
+
+
+def test_missing_file_is_one_line_naming_it(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.yml"
+    code, out, err = run(["-f", str(missing)], capfd)
+    assert code == 1
+    assert out == ""
+    assert str(missing) in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_verbose_logs_every_request_and_a_count(
+    registry: Registry, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    case = get_case("resolve", "r02")
+    seed_case(registry, case)
+    case.copy_input(tmp_path, registry.host)
+    code, _, err = run(["-v", "-f", str(tmp_path)], capfd)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("lockresolve: HEAD ")]
+    assert len(lines) == 3
+    for line in lines:
+        assert re.fullmatch(
+            rf"lockresolve: HEAD http://{re.escape(registry.host)}/v2/\S+ 200 [0-9.]+ms", line
+        )
+    assert "lockresolve: 3 HTTP requests (HEAD 3) to 1 host(s), 0 retried" in err
