@@ -6,6 +6,7 @@ commands so that ``lockresolve --version`` and ``--help`` start fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,6 +142,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"lockresolve: error: {exc}", err=True)
         sys.exit(EXIT_FAILURE)
     except BrokenPipeError:
+        sys.exit(EXIT_FAILURE)
+    except Exception as exc:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("LOCKRESOLVE_TRACEBACK"):
+            raise
+        click.echo(
+            f"lockresolve: internal error: {type(exc).__name__}: {exc} "
+            "(set LOCKRESOLVE_TRACEBACK=1 for details, and please report it)",
+            err=True,
+        )
         sys.exit(EXIT_FAILURE)
 
 
