@@ -102,3 +102,21 @@ def test_verbose_logs_every_request_and_a_count(
             rf"lockresolve: HEAD http://{re.escape(registry.host)}/v2/\S+ 200 [0-9.]+ms", line
         )
     assert "lockresolve: 3 HTTP requests (HEAD 3) to 1 host(s), 0 retried" in err
+
+
+def test_a_bad_file_after_a_good_one_is_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "a.yml"
+    good.write_text("apiVersion: v1\nkind: Pod\nspec:\n  image: 127.0.0.1:9/never/asked:1\n")
+    bad = tmp_path / "b.yml"
+    bad.write_text("apiVersion: v1\nkind: Pod\nspec: [\n")
+    lock = tmp_path / "images.yml"
+    code, out, err = run(
+        ["-f", str(good), "-f", str(bad), "--imgpkg-lock-output", str(lock)], capfd
+    )
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"lockresolve: error: {bad}:")
+    assert len(err.strip().splitlines()) == 1
+    assert not lock.exists()

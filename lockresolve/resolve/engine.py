@@ -257,22 +257,30 @@ async def resolve_inputs(
             errors[ref] = message
 
     resources: list[Resource] = []
+    input_error: LockresolveError | None = None
     try:
         async with anyio.create_task_group() as tg:
-            for i, (name, text) in enumerate(texts):
-                source = parsed[i]
-                if source is None:
-                    source = await anyio.to_thread.run_sync(parse_source, name, text)
-                resources.extend(source.resources)
-                found = find_references(source.resources, rules)
-                occurrences.extend(found.occurrences)
-                for ref in found.distinct:
-                    if ref not in started:
-                        started.add(ref)
-                        tg.start_soon(resolve_one, ref)
+            try:
+                for i, (name, text) in enumerate(texts):
+                    source = parsed[i]
+                    if source is None:
+                        source = await anyio.to_thread.run_sync(parse_source, name, text)
+                    resources.extend(source.resources)
+                    found = find_references(source.resources, rules)
+                    occurrences.extend(found.occurrences)
+                    for ref in found.distinct:
+                        if ref not in started:
+                            started.add(ref)
+                            tg.start_soon(resolve_one, ref)
+            except LockresolveError as exc:
+                # A file that does not parse: stop the lookups already under way.
+                input_error = exc
+                tg.cancel_scope.cancel()
     finally:
         if own_client and session is not None:
             await session.aclose()
+    if input_error is not None:
+        raise input_error
 
     by_ref: dict[str, list[Occurrence]] = {}
     for occ in occurrences:
