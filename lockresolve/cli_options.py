@@ -103,10 +103,24 @@ def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:
     )
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def setup_logging(verbose: bool) -> None:
-    if verbose:
-        handler = logging.StreamHandler(sys.stderr)
+    """``-v``: every HTTP request and a closing count on stderr; otherwise only warnings."""
+    logger = logging.getLogger("lockresolve")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("lockresolve: %(message)s"))
-        logger = logging.getLogger("lockresolve")
         logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
