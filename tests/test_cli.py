@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lockresolve import __version__
-from lockresolve.cli import main
+from tests.support.cli import run_cli as run
 from tests.support.conformance import get_case, seed_case
 from tests.support.registry import Registry
 
@@ -24,15 +24,6 @@ COMMANDS = [
     ["tag", "ls"],
     ["tag", "resolve"],
 ]
-
-
-def run(args: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-        raise SystemExit(0)
-    out, err = capfd.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def test_version(capfd: pytest.CaptureFixture[str]) -> None:

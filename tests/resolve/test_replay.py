@@ -12,19 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lockresolve.cli import main
+from tests.support.cli import run_cli
 from tests.support.conformance import ConformanceCase, case_params, get_case, seed_case
 from tests.support.registry import Registry
 from tests.support.yamldata import load_yaml11
-
-
-def run_cli(args: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capfd.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 @pytest.mark.parametrize("case", case_params("resolve"))
