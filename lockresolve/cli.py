@@ -96,6 +96,12 @@ def cli() -> None:
     metavar="REF",
     help="Re-resolve this reference (as written) only; repeatable.",
 )
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print no documents and no 'resolve | final' lines; say what changed in the locks.",
+)
 @registry_options
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""
@@ -118,12 +124,38 @@ def _register_bundle_commands() -> None:
 _register_bundle_commands()
 
 
+def _reported(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What to report for an error group from concurrent tasks: Ctrl-C first, else the
+    first of lockresolve's own errors; the group itself when it holds neither."""
+    from lockresolve.errors import LockresolveError
+
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    for kind in (KeyboardInterrupt, LockresolveError):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return group
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI and map every error to one line and an exit code."""
     from lockresolve.errors import LockresolveError, UsageError
 
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        try:
+            cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        except BaseExceptionGroup as group:
+            leaf = _reported(group)
+            if leaf is group:
+                raise
+            raise leaf from None
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

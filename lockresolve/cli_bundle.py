@@ -68,6 +68,11 @@ def _fail(message: str) -> None:
     show_default=True,
     help="go: imgpkg's exact layer bytes and digest; zlib: much faster, other digest.",
 )
+@click.option(
+    "--lock-images",
+    is_flag=True,
+    help="First resolve the images in the bundle's YAML into .imgpkg/images.yml (-b only).",
+)
 @registry_options
 def push_command(**kwargs: Any) -> None:
     """Push files as a bundle (-b) or a plain image (-i), as imgpkg push."""
@@ -84,11 +89,30 @@ def push_command(**kwargs: Any) -> None:
         _fail("Expected only one of image or bundle")
     if not bundle and not image:
         _fail("Expected either image or bundle")
+    if kwargs["lock_images"] and not bundle:
+        _fail("--lock-images needs a bundle (-b)")
     labels = parse_label_flags(kwargs["labels"])
     exclusions = _split(kwargs["exclusions"]) if kwargs["exclusions"] else None
 
     async def run() -> str:
         async with settings.client() as client:
+            if kwargs["lock_images"]:
+                from lockresolve.bundle.lockimages import push_with_locked_images
+
+                with Progress("push") as progress:
+                    locked = await push_with_locked_images(
+                        client,
+                        bundle,
+                        _split(kwargs["files"]),
+                        exclusions=exclusions,
+                        labels=labels,
+                        lock_output=kwargs["lock_output"],
+                        gzip=kwargs["gzip"],
+                        on_line=click.echo,
+                        on_resolved=lambda line: click.echo(line, err=True),
+                        progress=progress,
+                    )
+                return locked.push.image
             with Progress("push") as progress:
                 result = await push(
                     client,

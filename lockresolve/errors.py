@@ -148,6 +148,8 @@ class RegistryError(LockresolveError):
         parts: list[str] = []
         if self.method and self.url:
             parts.append(f"{self.method} {self.url}")
+        elif self.subject:
+            parts.append(self.subject)  # without a URL, name what the request was about
         if self.details:
             parts.append(
                 "; ".join(
@@ -193,4 +195,6 @@ class ResolveFailed(LockresolveError):
 
     def __init__(self, failures: Sequence[object]) -> None:
         self.failures = tuple(failures)
-        super().__init__(f"{len(self.failures)} image reference(s) failed to resolve")
+        lines = [f"{len(self.failures)} image reference(s) failed to resolve:"]
+        lines += [f"- {failure}" for failure in self.failures]
+        super().__init__("\n".join(lines))

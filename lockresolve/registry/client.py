@@ -16,7 +16,6 @@ import logging
 import random
 import ssl
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ from lockresolve.mediatypes import MANIFEST_ACCEPT
 from lockresolve.reference import Reference
 from lockresolve.registry.auth import REGISTRY_EXT, SCOPES_EXT, CredentialSource, RegistryAuth
 from lockresolve.registry.credentials import Credential
-from lockresolve.registry.model import Descriptor, Manifest, sha256_digest
+from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha256_digest
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
     blob_path,
@@ -74,27 +73,6 @@ def api_host(registry: str) -> str:
 class _AnonymousCredentials:
     def resolve(self, registry: str) -> Credential:
         return Credential()
-
-
-@dataclass
-class RequestStats:
-    """Counts of requests sent, by method and host; printed by ``-v``."""
-
-    by_method: Counter[str] = field(default_factory=Counter)
-    by_host: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_method.values())
-
-    def summary(self) -> str:
-        methods = ", ".join(f"{m} {n}" for m, n in sorted(self.by_method.items()))
-        hosts = len(self.by_host)
-        return (
-            f"{self.total} HTTP requests ({methods or 'none'}) to {hosts} host(s), "
-            f"{self.retries} retried"
-        )
 
 
 @dataclass
@@ -648,19 +626,29 @@ class RegistryClient:
                     raise await self._error(response, subject)
                 location = self._location(response, subject)
             put_url = _with_query(location, {"digest": digest})
-            response = await self._send(
-                "PUT",
-                registry,
-                put_url,
-                scopes=scopes,
-                subject=subject,
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(size),
-                },
-                body=body,
-                retry=False,
-            )
+            try:
+                response = await self._send(
+                    "PUT",
+                    registry,
+                    put_url,
+                    scopes=scopes,
+                    subject=subject,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(size),
+                    },
+                    body=body,
+                    retry=False,
+                )
+            except TransportError:
+                # A dropped or reset connection: the upload session may be gone,
+                # so start a new one and send the (replayable) body again.
+                if attempt >= self.policy.retries:
+                    raise
+                self.stats.retries += 1
+                location = None
+                await self._sleep(self._backoff(attempt))
+                continue
             await response.aclose()
             if response.status_code in (201, 204):
                 return

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Descriptor", "Manifest", "sha256_digest"]
+__all__ = ["Descriptor", "Manifest", "RequestStats", "sha256_digest"]
 
 
 def sha256_digest(data: bytes) -> str:
@@ -37,3 +38,28 @@ class Manifest:
 
     def json(self) -> Any:
         return json.loads(self.data)
+
+
+@dataclass
+class RequestStats:
+    """Counts of requests sent, by method and host; printed by ``-v``.
+
+    (Here rather than in ``client.py`` so that a run that sends no request can
+    report its zero counts without importing httpx.)
+    """
+
+    by_method: Counter[str] = field(default_factory=Counter)
+    by_host: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_method.values())
+
+    def summary(self) -> str:
+        methods = ", ".join(f"{m} {n}" for m, n in sorted(self.by_method.items()))
+        hosts = len(self.by_host)
+        return (
+            f"{self.total} HTTP requests ({methods or 'none'}) to {hosts} host(s), "
+            f"{self.retries} retried"
+        )

@@ -6,10 +6,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lockresolve.registry.client import RegistryClient
-from lockresolve.registry.credentials import Credential, Keychain
 from lockresolve.registry.transport import DEFAULT_CONCURRENCY, TransportPolicy
+
+if TYPE_CHECKING:
+    # Imported where used: a run that sends no request (an up-to-date --check)
+    # never loads httpx.
+    from lockresolve.registry.client import RegistryClient
+    from lockresolve.registry.credentials import Keychain
 
 __all__ = ["RegistrySettings"]
 
@@ -40,6 +45,8 @@ class RegistrySettings:
         )
 
     def keychain(self, env: Mapping[str, str] | None = None) -> Keychain:
+        from lockresolve.registry.credentials import Credential, Keychain
+
         explicit: Credential | None = None
         if self.anonymous:
             explicit = Credential()
@@ -51,4 +58,6 @@ class RegistrySettings:
         return Keychain.from_environment(os.environ if env is None else env, explicit=explicit)
 
     def client(self, env: Mapping[str, str] | None = None) -> RegistryClient:
+        from lockresolve.registry.client import RegistryClient
+
         return RegistryClient(self.policy(), self.keychain(env))

@@ -11,10 +11,12 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from lockresolve.errors import UsageError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DEFAULT_CONCURRENCY", "TransportPolicy", "build_http_client", "plain_http_allowed"]
 
@@ -100,6 +102,8 @@ def build_http_client(
     event_hooks: dict[str, Sequence[object]] | None = None,
 ) -> httpx.AsyncClient:
     """The one shared client: pool sized to the concurrency, keep-alive for the run."""
+    import httpx  # here, so that runs that send no request never import it
+
     limits = httpx.Limits(
         max_connections=max(policy.concurrency * 4, 16),
         max_keepalive_connections=max(policy.concurrency * 4, 16),

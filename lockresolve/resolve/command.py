@@ -2,77 +2,72 @@
 
 Lock files are the one thing this layer adds to the library: it reads the
 existing ``--imgpkg-lock-output`` file as pins (unless ``--update``), writes
-the new locks atomically (temporary name, then rename, mode 0600), or with
-``--check`` compares instead of writing.
+the new locks atomically (temporary name, then rename, mode 0600) when their
+bytes change, or with ``--check`` compares instead of writing.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
 from lockresolve.errors import InputError, UsageError
 from lockresolve.fsutil import atomic_write
-from lockresolve.registry.settings import RegistrySettings
 from lockresolve.resolve.engine import (
     ResolveOptions,
     ResolveResult,
     load_image_map,
+    load_pins,
     pins_from_images_lock,
+    read_lock_text,
     resolve_inputs,
 )
-from lockresolve.resolve.model import ResolvedImage
 
-__all__ = ["LockPlan", "lock_diff", "run_resolve_command"]
+if TYPE_CHECKING:
+    from lockresolve.registry.settings import RegistrySettings
+
+__all__ = ["LockPlan", "lock_diff", "lock_references", "run_resolve_command"]
+
+LockKind = Literal["imgpkg", "kbld"]
 
 
 @dataclass(frozen=True)
 class LockPlan:
-    """A lock file to write (or check): where, and its new bytes."""
+    """A lock file to write (or check): where, which format, and its new bytes."""
 
     path: Path
     text: str
+    kind: LockKind = "imgpkg"
 
 
-def _existing(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the existing lock: {exc}", source=str(path)) from None
-
-
-def _pins(path: Path | None, update: Sequence[str] | bool) -> dict[str, ResolvedImage]:
-    if update is True:
+def lock_references(text: str | None, kind: LockKind, source: str) -> dict[str, str]:
+    """Reference as written -> pinned image, as a lock file of ``kind`` records them."""
+    if not text:
         return {}
-    text = _existing(path)
-    if text is None or path is None:
-        return {}
-    pins = pins_from_images_lock(text, str(path))
-    for ref in update or ():
-        pins.pop(ref, None)
-    return pins
+    if kind == "imgpkg":
+        return {ref: pin.url for ref, pin in pins_from_images_lock(text, source).items()}
+    from lockresolve.resolve.config import load_config
+    from lockresolve.resolve.documents import parse_source
+
+    config = load_config(parse_source(source, text).configs)
+    return {o.image: o.new_image for o in config.overrides if o.image and o.preresolved}
 
 
-def lock_diff(old: str | None, new: str, source: str) -> list[str]:
-    """What changed between two ImagesLock texts: added, removed, moved references."""
-    before = pins_from_images_lock(old, source) if old else {}
-    after = pins_from_images_lock(new, source)
+def lock_diff(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """What changed between two locks: ``+`` added, ``-`` removed, ``~`` moved references."""
     lines = []
     for ref in sorted(set(before) | set(after)):
         if ref not in before:
-            lines.append(f"+ {ref} -> {after[ref].url}")
+            lines.append(f"+ {ref} -> {after[ref]}")
         elif ref not in after:
-            lines.append(f"- {ref} (was {before[ref].url})")
-        elif before[ref].url != after[ref].url:
-            lines.append(f"~ {ref}: {before[ref].url} -> {after[ref].url}")
+            lines.append(f"- {ref} (was {before[ref]})")
+        elif before[ref] != after[ref]:
+            lines.append(f"~ {ref}: {before[ref]} -> {after[ref]}")
     return lines
 
 
@@ -90,6 +85,7 @@ def run_resolve_command(
     check: bool = False,
     update: bool = False,
     update_refs: Sequence[str] = (),
+    quiet: bool = False,
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -102,7 +98,8 @@ def run_resolve_command(
         images_annotation=images_annotation,
         origins_annotation=origins_annotation,
         image_map=load_image_map(image_map_file) if image_map_file else {},
-        pins=_pins(imgpkg_lock_output, True if update else tuple(update_refs)),
+        pins=load_pins(imgpkg_lock_output, update=update, update_refs=update_refs),
+        own_lock=imgpkg_lock_output,
         registry=settings,
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
@@ -114,42 +111,58 @@ def run_resolve_command(
         lines += [f"- {failure}" for failure in result.failures]
         print("\n".join(lines), file=sys.stderr)
         return 1
+    unknown = [ref for ref in update_refs if ref not in result.resolved]
+    if unknown:
+        raise UsageError(
+            f"--update-ref {unknown[0]}: no input has this image reference "
+            "(give it as written in the YAML)"
+        )
 
     plans: list[LockPlan] = []
     if imgpkg_lock_output is not None:
-        plans.append(LockPlan(imgpkg_lock_output, result.images_lock_text()))
+        plans.append(LockPlan(imgpkg_lock_output, result.images_lock_text(), "imgpkg"))
     if lock_output is not None:
-        plans.append(LockPlan(lock_output, result.kbld_lock_text()))
+        plans.append(LockPlan(lock_output, result.kbld_lock_text(), "kbld"))
+    after = {ref: image.url for ref, image in result.resolved.items()}
 
     if check:
-        return _check(plans)
+        return _check(plans, after)
 
-    for line in result.final_lines():
-        print(line, file=sys.stderr)
-    sys.stdout.write(result.output)
-    sys.stdout.flush()
+    if not quiet:
+        for line in result.final_lines():
+            print(line, file=sys.stderr)
+        sys.stdout.write(result.output)
+        sys.stdout.flush()
     for plan in plans:
+        old = read_lock_text(plan.path)
+        if old == plan.text:
+            continue
         atomic_write(plan.path, plan.text.encode("utf-8"), mode=0o600)
+        if quiet:
+            _report(plan, old, after, "was updated" if old is not None else "was created")
     return 0
 
 
-def _check(plans: Sequence[LockPlan]) -> int:
+def _check(plans: Sequence[LockPlan], after: Mapping[str, str]) -> int:
     stale = 0
     for plan in plans:
-        old = _existing(plan.path)
+        old = read_lock_text(plan.path)
         if old == plan.text:
             print(f"lockresolve: {plan.path} is up to date", file=sys.stderr)
             continue
         stale += 1
-        state = "missing" if old is None else "out of date"
-        print(f"lockresolve: {plan.path} is {state}:", file=sys.stderr)
-        try:
-            changes = lock_diff(old, plan.text, str(plan.path))
-        except InputError:
-            changes = []
-        for line in changes or ["  (same references; formatting or origins differ)"]:
-            print(f"  {line}", file=sys.stderr)
+        _report(plan, old, after, "is missing" if old is None else "is out of date")
     return 1 if stale else 0
+
+
+def _report(plan: LockPlan, old: str | None, after: Mapping[str, str], state: str) -> None:
+    print(f"lockresolve: {plan.path} {state}:", file=sys.stderr)
+    try:
+        changes = lock_diff(lock_references(old, plan.kind, str(plan.path)), after)
+    except InputError:
+        changes = ["(the existing file is not a lock lockresolve can read)"]
+    for line in changes or ["(same references and digests; origins or formatting differ)"]:
+        print(f"  {line}", file=sys.stderr)
 
 
 def _log_stats(result: ResolveResult) -> None:

@@ -20,13 +20,14 @@ returned as data.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx
 
 from lockresolve.errors import (
     InputError,
@@ -41,7 +42,8 @@ from lockresolve.lock import (
     kbld_lock_text,
     read_images_lock,
 )
-from lockresolve.registry.client import RegistryClient, RequestStats
+from lockresolve.reference import Reference
+from lockresolve.registry.model import RequestStats
 from lockresolve.registry.settings import RegistrySettings
 from lockresolve.resolve.config import (
     Config,
@@ -50,7 +52,13 @@ from lockresolve.resolve.config import (
     load_config,
     parse_origins,
 )
-from lockresolve.resolve.documents import ConfigDocument, ParsedSource, Resource, parse_source
+from lockresolve.resolve.documents import (
+    IMAGES_LOCK_API_VERSION,
+    ConfigDocument,
+    ParsedSource,
+    Resource,
+    parse_source,
+)
 from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
 from lockresolve.resolve.render import render_resource
 from lockresolve.resolve.resolver import Resolver, parse_platform
@@ -58,13 +66,20 @@ from lockresolve.resolve.rules import search_rules, search_rules_without_default
 from lockresolve.resolve.sources import SourceKind, SourceSpec, decode_source, expand_paths
 from lockresolve.resolve.walker import Occurrence, find_references
 
+if TYPE_CHECKING:
+    import httpx
+
+    from lockresolve.registry.client import RegistryClient
+
 __all__ = [
     "Failure",
     "ResolveOptions",
     "ResolveResult",
     "TextInput",
     "load_image_map",
+    "load_pins",
     "pins_from_images_lock",
+    "read_lock_text",
     "resolve_inputs",
     "resolve_inputs_sync",
 ]
@@ -91,6 +106,11 @@ class ResolveOptions:
     image_map: Mapping[str, str] = field(default_factory=dict)
     #: earlier results to keep (an existing lock), by reference as written
     pins: Mapping[str, ResolvedImage] = field(default_factory=dict)
+    #: the ImagesLock file this run rewrites (its entries are the ``pins``). When it
+    #: is also an input, it is not read as kbld configuration (preresolved
+    #: overrides, which would add a ``preresolved`` origin to every entry), so a
+    #: re-run gives the same bytes and ``--update`` can re-resolve its references.
+    own_lock: str | os.PathLike[str] | None = None
     registry: RegistrySettings = field(default_factory=RegistrySettings)
 
 
@@ -158,6 +178,8 @@ async def _read(spec: SourceSpec | TextInput, http: httpx.AsyncClient | None) ->
     if spec.kind is SourceKind.STDIN:
         data = await anyio.to_thread.run_sync(sys.stdin.buffer.read)
     elif spec.kind is SourceKind.URL:
+        import httpx
+
         assert http is not None
         try:
             response = await http.get(spec.location, follow_redirects=True)
@@ -177,20 +199,42 @@ async def _read(spec: SourceSpec | TextInput, http: httpx.AsyncClient | None) ->
     return spec.name, await anyio.to_thread.run_sync(decode_source, spec.name, data)
 
 
-async def _read_all(inputs: Sequence[str | TextInput]) -> list[tuple[str, str]]:
+async def _read_all(
+    inputs: Sequence[str | TextInput], own_lock: str | os.PathLike[str] | None = None
+) -> tuple[list[tuple[str, str]], set[int]]:
+    """The text of every input, and which of them are the file ``own_lock``."""
     specs: list[SourceSpec | TextInput] = []
     for item in inputs:
         if isinstance(item, TextInput):
             specs.append(item)
         else:
             specs.extend(await anyio.to_thread.run_sync(expand_paths, [item]))
+    own = {
+        i
+        for i, spec in enumerate(specs)
+        if own_lock is not None
+        and isinstance(spec, SourceSpec)
+        and spec.kind is SourceKind.FILE
+        and _same_file(spec.location, own_lock)
+    }
     needs_http = any(isinstance(s, SourceSpec) and s.kind is SourceKind.URL for s in specs)
-    http = httpx.AsyncClient(timeout=30.0) if needs_http else None
+    http: httpx.AsyncClient | None = None
+    if needs_http:
+        import httpx
+
+        http = httpx.AsyncClient(timeout=30.0)
     try:
-        return [await _read(spec, http) for spec in specs]
+        return [await _read(spec, http) for spec in specs], own
     finally:
         if http is not None:
             await http.aclose()
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _image_map_overrides(image_map: Mapping[str, str]) -> Config:
@@ -218,7 +262,7 @@ async def resolve_inputs(
     platform: PlatformSelection | None = (
         parse_platform(options.platform) if options.platform else None
     )
-    texts = await _read_all(inputs)
+    texts, own_lock = await _read_all(inputs, options.own_lock)
     if not texts:
         raise UsageError("no input files (give -f with a file, directory, '-' or URL)")
 
@@ -226,7 +270,13 @@ async def resolve_inputs(
     for i, (name, text) in enumerate(texts):
         if _may_hold_config(text):
             parsed[i] = await anyio.to_thread.run_sync(parse_source, name, text)
-    configs: list[ConfigDocument] = [doc for p in parsed if p is not None for doc in p.configs]
+    configs: list[ConfigDocument] = [
+        doc
+        for i, p in enumerate(parsed)
+        if p is not None
+        for doc in p.configs
+        if not (i in own_lock and doc.api_version == IMAGES_LOCK_API_VERSION)
+    ]
     config = _image_map_overrides(options.image_map).merge(load_config(configs))
     rules = search_rules(config)
 
@@ -252,7 +302,7 @@ async def resolve_inputs(
             errors[ref] = exc.reason + _EXCLUDE_HINT
         except LockresolveError as exc:
             message = str(exc)
-            if "invalid image reference" in message or "template" in message:
+            if "invalid image reference" in message or "template" in message or not _parses(ref):
                 message += _EXCLUDE_HINT
             errors[ref] = message
 
@@ -316,6 +366,15 @@ async def resolve_inputs(
     )
 
 
+def _parses(ref: str) -> bool:
+    """Whether ``ref``, as written, is a valid image reference (else the hint applies)."""
+    try:
+        Reference.parse(ref)
+    except InvalidReferenceError:
+        return False
+    return True
+
+
 _EXCLUDE_HINT = (
     " (if this value is not an image on purpose, exclude it with a search rule whose "
     "updateStrategy is none)"
@@ -342,6 +401,38 @@ def load_image_map(path: str | Path) -> dict[str, str]:
     ):
         raise InputError("expected a JSON object of strings", source=str(path))
     return data
+
+
+def read_lock_text(path: str | os.PathLike[str] | None) -> str | None:
+    """The text of an existing lock file, or None when there is none."""
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the existing lock: {exc}", source=str(path)) from None
+
+
+def load_pins(
+    path: str | os.PathLike[str] | None,
+    *,
+    update: bool = False,
+    update_refs: Sequence[str] = (),
+) -> dict[str, ResolvedImage]:
+    """The pins an existing ImagesLock at ``path`` gives (for :attr:`ResolveOptions.pins`).
+
+    None when the file does not exist or with ``update``; the references in
+    ``update_refs`` (as written) are left out, so they are resolved again.
+    """
+    text = None if update else read_lock_text(path)
+    if text is None:
+        return {}
+    pins = pins_from_images_lock(text, str(path))
+    for ref in update_refs:
+        pins.pop(ref, None)
+    return pins
 
 
 def pins_from_images_lock(text: str, source: str) -> dict[str, ResolvedImage]:

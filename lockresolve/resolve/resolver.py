@@ -16,17 +16,20 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
 from lockresolve.errors import InvalidReferenceError, LockresolveError, UsageError
 from lockresolve.mediatypes import DOCKER_MANIFEST_LIST, OCI_INDEX
 from lockresolve.reference import Reference
-from lockresolve.registry.client import RegistryClient
 from lockresolve.registry.model import Descriptor, Manifest
 from lockresolve.resolve.config import Config, Override, PlatformSelection
 from lockresolve.resolve.model import ResolvedImage, preresolved_image
 from lockresolve.resolve.semver import SemverError, select_tag
+
+if TYPE_CHECKING:
+    from lockresolve.registry.client import RegistryClient
 
 __all__ = ["ImageResolveError", "Resolver", "parse_platform"]
 
@@ -109,7 +112,7 @@ class Resolver:
             if override.preresolved:
                 return preresolved_image(url, override.origins)
         pin = self._pins.get(written)
-        if pin is not None and "@" not in url and _pin_describes(pin, url):
+        if pin is not None and "@" not in url and _pin_describes(pin, url, platform):
             return pin
         if (
             override is not None
@@ -238,15 +241,40 @@ def _platform_matches(candidate: Mapping[str, object], wanted: PlatformSelection
     return not (wanted.variant and candidate.get("variant") != wanted.variant)
 
 
-def _pin_describes(pin: ResolvedImage, url: str) -> bool:
-    """A pin is kept while its ``resolved`` origin is the reference resolved now
-    (``url``, or ``url:<tag>`` when a tag was selected for it)."""
+def _pin_describes(pin: ResolvedImage, url: str, platform: PlatformSelection | None) -> bool:
+    """Whether a pin (an entry of the existing lock) still answers for ``url``.
+
+    * With a ``resolved`` origin: it must be the reference resolved now
+      (``url``, or ``url:<tag>`` when a tag was selected for it).
+    * Without any origin (a lock written with ``--origins-annotation=false``, or
+      by hand): the pinned image must be in the repository ``url`` names.
+    * Otherwise (only ``preresolved`` origins: the override that made it is
+      gone) it is not kept.
+    * A ``platformSelected`` origin must name the platform asked for now; a pin
+      without one is kept whatever the platform (it was not an index, or the
+      platform was added since: ``--update`` re-resolves).
+    """
+    selected = [o["platformSelected"] for o in pin.origins if "platformSelected" in o]
+    if selected and not _same_platform(selected[-1], platform):
+        return False
     for origin in pin.origins:
         resolved = origin.get("resolved")
         if isinstance(resolved, Mapping):
             got = resolved.get("url")
             return isinstance(got, str) and (got == url or got.startswith(url + ":"))
-    return False
+    if pin.origins:
+        return False
+    try:
+        return Reference.parse(pin.url).context == Reference.parse(url).context
+    except InvalidReferenceError:
+        return False
+
+
+def _same_platform(origin: object, platform: PlatformSelection | None) -> bool:
+    if platform is None or not isinstance(origin, Mapping):
+        return False
+    wanted = (platform.os, platform.architecture, platform.variant)
+    return tuple(origin.get(k, "") for k in ("os", "architecture", "variant")) == wanted
 
 
 def _parse(url: str) -> Reference:

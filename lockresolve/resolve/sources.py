@@ -41,7 +41,11 @@ class SourceSpec:
 
     @property
     def name(self) -> str:
-        """How messages name this input."""
+        """How messages name this input (a URL without its user information or tokens)."""
+        if self.kind is SourceKind.URL:
+            from lockresolve.registry.protocol import redact_url
+
+            return redact_url(self.location)
         return "stdin" if self.kind is SourceKind.STDIN else self.location
 
 
