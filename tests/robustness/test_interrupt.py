@@ -1,0 +1,257 @@
+"""Ctrl-C end to end: a real SIGINT to a CLI subprocess held up by a slow registry answer.
+
+Each command is stopped while a request of the phase that matters hangs in the fault proxy
+(resolve: the HEAD; push: the blob upload; pull: the layer download, with the staging
+directory already made; copy: the upload). It must exit 130 with one line on stderr, leave
+the existing lock files and ``-o`` exactly as they were, and leave no temporary files.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.robustness.helpers import (
+    EXISTING_LOCK,
+    cli_command,
+    leftovers,
+    run_cli,
+    snapshot,
+    subprocess_env,
+    tally,
+    write_bundle_tree,
+)
+from tests.support.faultproxy import Fault, FaultPlan, FaultProxy
+from tests.support.registry import Registry
+
+FaultProxyFactory = Callable[..., FaultProxy]
+
+HOLD = 60.0  # seconds the held request waits in the proxy: far longer than the test
+
+
+def interrupt(
+    args: list[str],
+    proxy: FaultProxy,
+    tmp_path: Path,
+    *,
+    method: str,
+    path_contains: str,
+) -> tuple[int, str, str, float]:
+    """Start ``lockresolve ARGS``, wait until the proxy holds a matching request, SIGINT."""
+    proxy.set_plan(
+        FaultPlan(sequence=[Fault.delay(HOLD)], methods={method}, path_contains=path_contains)
+    )
+    mark = proxy.mark()
+    proc = subprocess.Popen(
+        cli_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(tmp_path),
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while proxy.count_requests(method, path_contains, since=mark) == 0:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                pytest.fail(f"exited {proc.returncode} before the held request:\n{err.decode()}")
+            assert time.monotonic() < deadline, "the held request never arrived"
+            time.sleep(0.01)
+        time.sleep(0.05)  # let the client settle into waiting for the answer
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    tally("Ctrl-C interruptions (SIGINT to a subprocess)")
+    return proc.returncode, out.decode(), err.decode(), took
+
+
+def check_interrupted(code: int, err: str, took: float) -> None:
+    assert code == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == ["lockresolve: interrupted"], err
+    assert took < 10
+
+
+@pytest.fixture
+def proxy(registry: Registry, fault_proxy_factory: FaultProxyFactory) -> FaultProxy:
+    return fault_proxy_factory(registry.url)
+
+
+@pytest.fixture
+def pushed(
+    registry: Registry, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> tuple[str, Path]:
+    """A bundle in the registry (pushed fault-free), and its source tree."""
+    src = write_bundle_tree(tmp_path / "src")
+    ref = f"{registry.host}/robust/interrupt/bundle:1"
+    res = run_cli(["push", "-b", ref, "-f", str(src)], capfd)
+    assert res.code == 0, res.err
+    return ref, src
+
+
+def test_ctrl_c_during_resolve(proxy: FaultProxy, tmp_path: Path) -> None:
+    (tmp_path / "in.yml").write_text(f"kind: Pod\nimage: {proxy.host}/robust/interrupt/app:1\n")
+    lock = tmp_path / "out" / "images.yml"
+    lock.parent.mkdir()
+    lock.write_text(EXISTING_LOCK)
+    before = snapshot(tmp_path / "out")
+    code, out, err, took = interrupt(
+        ["-f", "in.yml", "--imgpkg-lock-output", str(lock)],
+        proxy,
+        tmp_path,
+        method="HEAD",
+        path_contains="/manifests/",
+    )
+    check_interrupted(code, err, took)
+    assert out == ""
+    assert snapshot(tmp_path / "out") == before
+    assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_during_push(proxy: FaultProxy, tmp_path: Path) -> None:
+    src = write_bundle_tree(tmp_path / "src")
+    lock = tmp_path / "out" / "bundle.lock.yml"
+    lock.parent.mkdir()
+    lock.write_text("existing bundle lock\n")
+    before = snapshot(tmp_path / "out")
+    code, _, err, took = interrupt(
+        [
+            "push",
+            "-b",
+            f"{proxy.host}/robust/interrupt/pushed:1",
+            "-f",
+            str(src),
+            "--lock-output",
+            str(lock),
+        ],
+        proxy,
+        tmp_path,
+        method="PUT",
+        path_contains="/blobs/uploads/",
+    )
+    check_interrupted(code, err, took)
+    assert snapshot(tmp_path / "out") == before
+    assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_during_pull(
+    proxy: FaultProxy, pushed: tuple[str, Path], tmp_path: Path, registry: Registry
+) -> None:
+    ref = pushed[0].replace(registry.host, proxy.host)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("the old output\n")
+    (out / "sub").mkdir()
+    (out / "sub" / "data.bin").write_bytes(b"\x00\x01" * 100)
+    before = snapshot(tmp_path / "out")
+    code, _, err, took = interrupt(
+        ["pull", "-b", ref, "-o", str(out), "--force"],
+        proxy,
+        tmp_path,
+        method="GET",
+        path_contains="/blobs/",
+    )
+    check_interrupted(code, err, took)
+    assert snapshot(out) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_during_layer_download_after_staging_began(
+    proxy: FaultProxy, pushed: tuple[str, Path], tmp_path: Path, registry: Registry
+) -> None:
+    """Held on the second blob GET (the layer; the first is the config), so the staging
+    directory next to ``-o`` and the download directory in TMPDIR exist when Ctrl-C comes."""
+    ref = pushed[0].replace(registry.host, proxy.host)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("the old output\n")
+    before = snapshot(out)
+    proxy.set_plan(
+        FaultPlan(sequence=[None, Fault.delay(HOLD)], methods={"GET"}, path_contains="/blobs/")
+    )
+    mark = proxy.mark()
+    proc = subprocess.Popen(
+        cli_command("pull", "-b", ref, "-o", str(out), "--force"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(tmp_path),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while proxy.count_requests("GET", "/blobs/", since=mark) < 2:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.05)
+        staging = [p.name for p in tmp_path.iterdir() if ".lockresolve-" in p.name]
+        assert staging, "the staging directory should exist while the layer downloads"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err_bytes = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    tally("Ctrl-C interruptions (SIGINT to a subprocess)")
+    check_interrupted(proc.returncode, err_bytes.decode(), took)
+    assert snapshot(out) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_during_copy(
+    proxy: FaultProxy, pushed: tuple[str, Path], tmp_path: Path, registry: Registry
+) -> None:
+    lock = tmp_path / "out" / "copy.lock.yml"
+    lock.parent.mkdir()
+    lock.write_text("existing copy lock\n")
+    before = snapshot(tmp_path / "out")
+    code, _, err, took = interrupt(
+        [
+            "copy",
+            "-b",
+            pushed[0],
+            "--to-repo",
+            f"{proxy.host}/robust/interrupt/copied",
+            "--lock-output",
+            str(lock),
+        ],
+        proxy,
+        tmp_path,
+        method="PUT",
+        path_contains="/manifests/",
+    )
+    check_interrupted(code, err, took)
+    assert snapshot(tmp_path / "out") == before
+    assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_during_copy_to_tar_keeps_only_the_resumable_partial_file(
+    proxy: FaultProxy, pushed: tuple[str, Path], tmp_path: Path, registry: Registry
+) -> None:
+    """``--to-tar`` keeps ``<tar>.partial`` on purpose (``--resume`` reuses its blobs); the
+    existing tar itself is untouched and nothing else is left."""
+    ref = pushed[0].replace(registry.host, proxy.host)
+    tar = tmp_path / "out" / "bundle.tar"
+    tar.parent.mkdir()
+    tar.write_bytes(b"an existing tar\n")
+    code, _, err, took = interrupt(
+        ["copy", "-b", ref, "--to-tar", str(tar)],
+        proxy,
+        tmp_path,
+        method="GET",
+        path_contains="/blobs/",
+    )
+    check_interrupted(code, err, took)
+    assert tar.read_bytes() == b"an existing tar\n"
+    assert [Path(p).name for p in leftovers(tmp_path)] in ([], ["bundle.tar.partial"])
