@@ -15,12 +15,7 @@ from typing import Any
 import click
 
 from lockresolve._version import __version__
-from lockresolve.cli_options import (
-    bool_option,
-    registry_options,
-    settings_from_kwargs,
-    setup_logging,
-)
+from lockresolve.cli_options import bool_option, registry_options, settings_from_kwargs
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -107,7 +102,6 @@ def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""
     from lockresolve.resolve.command import run_resolve_command
 
-    setup_logging(kwargs.pop("verbose"))
     settings = settings_from_kwargs(kwargs)
     code = run_resolve_command(settings=settings, **kwargs)
     if code:

@@ -8,18 +8,19 @@ Library modules are imported inside the commands so ``--help`` starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
-from lockresolve.cli_options import (
-    bool_option,
-    registry_options,
-    settings_from_kwargs,
-    setup_logging,
-)
+from lockresolve.cli_options import bool_option, registry_options, settings_from_kwargs
+
+if TYPE_CHECKING:
+    from lockresolve.registry.client import RegistryClient
+    from lockresolve.registry.settings import RegistrySettings
+
+T = TypeVar("T")
 
 __all__ = ["copy_command", "pull_command", "push_command", "tag_group"]
 
@@ -33,6 +34,17 @@ def _fail(message: str) -> None:
     from lockresolve.errors import UsageError
 
     raise UsageError(message)
+
+
+def _run(settings: RegistrySettings, work: Callable[[RegistryClient], Awaitable[T]]) -> T:
+    """``work`` under :func:`anyio.run`, with the run's one registry client."""
+    import anyio
+
+    async def run() -> T:
+        async with settings.client() as client:
+            return await work(client)
+
+    return anyio.run(run)
 
 
 # --- push --------------------------------------------------------------------
@@ -76,13 +88,10 @@ def _fail(message: str) -> None:
 @registry_options
 def push_command(**kwargs: Any) -> None:
     """Push files as a bundle (-b) or a plain image (-i), as imgpkg push."""
-    import anyio
-
     from lockresolve.bundle.image import parse_label_flags
     from lockresolve.bundle.progress import Progress
     from lockresolve.bundle.push import push
 
-    setup_logging(kwargs.pop("verbose"))
     settings = settings_from_kwargs(kwargs)
     bundle, image = kwargs["bundle"], kwargs["image"]
     if bundle and image:
@@ -94,41 +103,40 @@ def push_command(**kwargs: Any) -> None:
     labels = parse_label_flags(kwargs["labels"])
     exclusions = _split(kwargs["exclusions"]) if kwargs["exclusions"] else None
 
-    async def run() -> str:
-        async with settings.client() as client:
-            if kwargs["lock_images"]:
-                from lockresolve.bundle.lockimages import push_with_locked_images
+    async def run(client: RegistryClient) -> str:
+        if kwargs["lock_images"]:
+            from lockresolve.bundle.lockimages import push_with_locked_images
 
-                with Progress("push") as progress:
-                    locked = await push_with_locked_images(
-                        client,
-                        bundle,
-                        _split(kwargs["files"]),
-                        exclusions=exclusions,
-                        labels=labels,
-                        lock_output=kwargs["lock_output"],
-                        gzip=kwargs["gzip"],
-                        on_line=click.echo,
-                        on_resolved=lambda line: click.echo(line, err=True),
-                        progress=progress,
-                    )
-                return locked.push.image
             with Progress("push") as progress:
-                result = await push(
+                locked = await push_with_locked_images(
                     client,
-                    bundle or image,
+                    bundle,
                     _split(kwargs["files"]),
-                    bundle=bool(bundle),
                     exclusions=exclusions,
                     labels=labels,
                     lock_output=kwargs["lock_output"],
                     gzip=kwargs["gzip"],
                     on_line=click.echo,
+                    on_resolved=lambda line: click.echo(line, err=True),
                     progress=progress,
                 )
+            return locked.push.image
+        with Progress("push") as progress:
+            result = await push(
+                client,
+                bundle or image,
+                _split(kwargs["files"]),
+                bundle=bool(bundle),
+                exclusions=exclusions,
+                labels=labels,
+                lock_output=kwargs["lock_output"],
+                gzip=kwargs["gzip"],
+                on_line=click.echo,
+                progress=progress,
+            )
         return result.image
 
-    pushed = anyio.run(run)
+    pushed = _run(settings, run)
     click.echo(f"Pushed '{pushed}'")
     click.echo("Succeeded")
 
@@ -154,13 +162,10 @@ def push_command(**kwargs: Any) -> None:
 @registry_options
 def pull_command(**kwargs: Any) -> None:
     """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
-    import anyio
-
-    from lockresolve.bundle.locks import BundleLock
     from lockresolve.bundle.progress import Progress
     from lockresolve.bundle.pull import check_output_path, pull
+    from lockresolve.lock import BundleLock
 
-    setup_logging(kwargs.pop("verbose"))
     settings = settings_from_kwargs(kwargs)
     output: str = kwargs["output"]
     check_output_path(output)
@@ -180,22 +185,21 @@ def pull_command(**kwargs: Any) -> None:
         source = kwargs["bundle"] or kwargs["image"]
     kind: Literal["bundle", "image"] = "image" if kwargs["image"] else "bundle"
 
-    async def run() -> None:
-        async with settings.client() as client:
-            with Progress("pull") as progress:
-                await pull(
-                    client,
-                    source,
-                    output,
-                    kind=kind,
-                    recursive=kwargs["recursive"],
-                    force=kwargs["force"],
-                    image_is_bundle_check=kwargs["image_is_bundle_check"],
-                    on_line=click.echo,
-                    progress=progress,
-                )
+    async def run(client: RegistryClient) -> None:
+        with Progress("pull") as progress:
+            await pull(
+                client,
+                source,
+                output,
+                kind=kind,
+                recursive=kwargs["recursive"],
+                force=kwargs["force"],
+                image_is_bundle_check=kwargs["image_is_bundle_check"],
+                on_line=click.echo,
+                progress=progress,
+            )
 
-    anyio.run(run)
+    _run(settings, run)
     click.echo("")
     click.echo("Succeeded")
 
@@ -215,21 +219,16 @@ def tag_group() -> None:
 @registry_options
 def tag_list_command(**kwargs: Any) -> None:
     """List the tags of a repository."""
-    import anyio
-
     from lockresolve.bundle.tags import format_tag_table, list_tags
 
-    setup_logging(kwargs.pop("verbose"))
     settings = settings_from_kwargs(kwargs)
-
-    async def run() -> str:
-        async with settings.client() as client:
-            tags = await list_tags(
-                client, kwargs["image"], digests=kwargs["digests"], internal=kwargs["internal"]
-            )
-        return format_tag_table(tags, digests=kwargs["digests"])
-
-    click.echo(anyio.run(run), nl=False)
+    tags = _run(
+        settings,
+        lambda client: list_tags(
+            client, kwargs["image"], digests=kwargs["digests"], internal=kwargs["internal"]
+        ),
+    )
+    click.echo(format_tag_table(tags, digests=kwargs["digests"]), nl=False)
     click.echo("")
     click.echo("Succeeded")
 
@@ -242,18 +241,10 @@ tag_group.add_command(tag_list_command, "ls")
 @registry_options
 def tag_resolve_command(**kwargs: Any) -> None:
     """Print the digest reference of an image."""
-    import anyio
-
     from lockresolve.bundle.tags import resolve_tag
 
-    setup_logging(kwargs.pop("verbose"))
     settings = settings_from_kwargs(kwargs)
-
-    async def run() -> str:
-        async with settings.client() as client:
-            return await resolve_tag(client, kwargs["image"])
-
-    click.echo(anyio.run(run))
+    click.echo(_run(settings, lambda client: resolve_tag(client, kwargs["image"])))
     click.echo("Succeeded")
 
 
@@ -283,12 +274,9 @@ def tag_resolve_command(**kwargs: Any) -> None:
 @registry_options
 def copy_command(**kwargs: Any) -> None:
     """Copy a bundle, image or lock between registries, tars and OCI layouts, as imgpkg copy."""
-    import anyio
-
     from lockresolve.bundle.copy import CopySource, copy
     from lockresolve.bundle.progress import Progress
 
-    setup_logging(kwargs.pop("verbose"))
     concurrency = kwargs["concurrency"]
     settings = settings_from_kwargs(kwargs)
     source = CopySource(
@@ -300,23 +288,22 @@ def copy_command(**kwargs: Any) -> None:
     )
     source.check()
 
-    async def run() -> None:
-        async with settings.client() as client:
-            with Progress("copy") as progress:
-                await copy(
-                    client,
-                    source,
-                    to_repo=kwargs["to_repo"],
-                    to_tar=kwargs["to_tar"],
-                    to_oci_layout=kwargs["to_oci_layout"],
-                    lock_output=kwargs["lock_output"],
-                    repo_based_tags=kwargs["repo_based_tags"],
-                    resume=kwargs["resume"],
-                    concurrency=concurrency,
-                    on_line=click.echo,
-                    progress=progress,
-                )
+    async def run(client: RegistryClient) -> None:
+        with Progress("copy") as progress:
+            await copy(
+                client,
+                source,
+                to_repo=kwargs["to_repo"],
+                to_tar=kwargs["to_tar"],
+                to_oci_layout=kwargs["to_oci_layout"],
+                lock_output=kwargs["lock_output"],
+                repo_based_tags=kwargs["repo_based_tags"],
+                resume=kwargs["resume"],
+                concurrency=concurrency,
+                on_line=click.echo,
+                progress=progress,
+            )
 
-    anyio.run(run)
+    _run(settings, run)
     click.echo("")
     click.echo("Succeeded")

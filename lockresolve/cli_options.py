@@ -86,9 +86,13 @@ def registry_options(func: F) -> F:
 
 
 def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:
-    """Pop the registry flags out of a command's keyword arguments."""
+    """Pop the flags :func:`registry_options` added out of a command's keyword arguments.
+
+    ``-v`` sets up logging (first, as every command needs); the rest become the settings.
+    """
     from lockresolve.registry.settings import RegistrySettings
 
+    setup_logging(kwargs.pop("verbose"))
     return RegistrySettings(
         ca_cert_paths=tuple(kwargs.pop("ca_cert_paths")),
         verify_certs=kwargs.pop("registry_verify_certs"),

@@ -236,7 +236,8 @@ def is_insecure_default(registry: str) -> bool:
     v0.19.1 (what kbld v0.42.0 and imgpkg v0.42 use: it still had ``.local``)
     and at HEAD (``.localhost``), and widens 127.0.0.1 to all of 127.0.0.0/8
     and ``localhost`` to the bare name without a port. Like ggcr's, callers
-    try https first and fall back to http.
+    try https first and fall back to http. This is the one such rule:
+    :class:`~lockresolve.registry.transport.TransportPolicy` applies it.
     """
     host = _strip_port(registry).lower()
     if host.startswith("[") and host.endswith("]"):

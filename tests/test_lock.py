@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lockresolve.errors import InputError
 from lockresolve.lock import (
     BundleLock,
+    ImagesLock,
     ImagesLockEntry,
     LockError,
     bundle_lock_text,
     images_lock_text,
     kbld_lock_text,
+    read_any_lock,
     read_bundle_lock,
     read_images_lock,
 )
@@ -183,3 +187,38 @@ def test_read_bundle_lock_is_strict(text: str) -> None:
 def test_bundle_lock_writer_refuses_tags() -> None:
     with pytest.raises(LockError):
         bundle_lock_text("reg.io/bundle:1.0", "1.0")
+
+
+def test_what_the_resolver_writes_reads_back_as_written() -> None:
+    """References follow ggcr HEAD everywhere, the lock reader included (not v0.19.1)."""
+    entries = [
+        LockEntry("localhost/app:1", f"localhost/app@{D1}"),
+        LockEntry("reg.io/a:1", f"reg.io/a@{D2}"),
+    ]
+    text = images_lock_text(entries)
+    assert [e.image for e in read_images_lock(text).images] == [e.image for e in entries]
+    assert read_bundle_lock(bundle_lock_text(f"reg.io/a@{D1}", "")).image == f"reg.io/a@{D1}"
+
+
+def test_bundle_commands_read_with_imgpkgs_wording(tmp_path: Path) -> None:
+    """One parser; the bundle side puts lockconfig's stage before the same message."""
+    data = (HEAD + "images:\n- image: reg.io/app:1.0\n").encode()
+    with pytest.raises(LockError) as caught:
+        ImagesLock.from_bytes(data, "images.yml")
+    assert str(caught.value) == (
+        "images.yml:4: Validating images lock: Expected ref to be in digest form, got 'reg.io/app:1.0'"
+    )
+    with pytest.raises(LockError, match='Unmarshaling images lock: ImagesLock: unknown field "x"'):
+        ImagesLock.from_bytes((HEAD + "x: 1\n").encode(), "images.yml")
+    with pytest.raises(LockError, match="Unmarshaling bundle lock: "):
+        BundleLock.from_bytes(b"a: [", "bundle.yml")
+    lock = ImagesLock((ImagesLockEntry(f"reg.io/app@{D1}", {"a": "b"}),))
+    path = tmp_path / "lock.yml"
+    lock.write(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert read_any_lock(path) == ImagesLock.from_path(path) == lock
+    BundleLock(f"reg.io/b@{D1}", "1.0").write(path)
+    assert read_any_lock(path) == BundleLock(f"reg.io/b@{D1}", "1.0")
+    path.write_text("kind: Other\n")
+    with pytest.raises(LockError, match="Trying to read bundle or images lock file: Validating"):
+        read_any_lock(path)

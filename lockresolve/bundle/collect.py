@@ -26,11 +26,11 @@ import anyio
 import anyio.to_thread
 
 from lockresolve.bundle.imagedesc import CopyFailed, RefMeta
-from lockresolve.bundle.locations import fetch_locations
-from lockresolve.bundle.locks import BundleLock, ImageLocation, ImagesLock, LockedImage
+from lockresolve.bundle.locations import ImageLocation, fetch_locations
 from lockresolve.bundle.pull import NOT_BUNDLE_HINT
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError
+from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 
@@ -158,7 +158,7 @@ class _Walk:
         )
         found: dict[str, ImageLocation] = {}
 
-        async def image(entry: LockedImage) -> None:
+        async def image(entry: ImagesLockEntry) -> None:
             try:
                 found[entry.image] = await self.image(bundle, entry, flags.get(entry.image))
             except LockresolveError as exc:
@@ -172,7 +172,7 @@ class _Walk:
         )
 
     async def image(
-        self, bundle: RemoteImage, entry: LockedImage, known: bool | None
+        self, bundle: RemoteImage, entry: ImagesLockEntry, known: bool | None
     ) -> ImageLocation:
         in_repo = _in_repo(bundle.ref, entry.image)
         if known is False:

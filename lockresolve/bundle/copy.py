@@ -32,19 +32,12 @@ from lockresolve.bundle.collect import (
 from lockresolve.bundle.image import BUNDLE_LABEL
 from lockresolve.bundle.imagedesc import Artifact, CopyFailed, ImageDesc, describe
 from lockresolve.bundle.imgtar import TarWriteResult, read_imgpkg_tar, write_imgpkg_tar
-from lockresolve.bundle.locations import push_locations
-from lockresolve.bundle.locks import (
-    BundleLock,
-    ImageLocation,
-    ImageLocations,
-    ImagesLock,
-    LockedImage,
-    read_any_lock,
-)
+from lockresolve.bundle.locations import ImageLocation, ImageLocations, push_locations
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.relocate import write_artifacts, write_tags
 from lockresolve.bundle.sources import BlobSource, FileBlobs, Region, RegistryBlobs
 from lockresolve.errors import BundleError, LockresolveError, UsageError
+from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry, read_any_lock
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 
@@ -226,12 +219,12 @@ def _lock_output(
         entries = []
         for entry in loaded.images_lock.images:
             entries.append(
-                LockedImage(f"{dst.context}@{entry.reference.digest}", dict(entry.annotations))
+                ImagesLockEntry(f"{dst.context}@{entry.reference.digest}", dict(entry.annotations))
             )
         ImagesLock(tuple(entries)).write(path)
     else:
         digests = sorted(a.digest for a in loaded.artifacts)
-        ImagesLock(tuple(LockedImage(f"{dst.context}@{d}") for d in digests)).write(path)
+        ImagesLock(tuple(ImagesLockEntry(f"{dst.context}@{d}") for d in digests)).write(path)
     return None, ""
 
 

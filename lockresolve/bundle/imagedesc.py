@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import anyio
 
@@ -89,43 +89,50 @@ class LayerDesc:
     size: int
 
 
-@dataclass(frozen=True)
-class ImageDesc:
+class _Carried(TypedDict):
+    """The fields :class:`ImageDesc` and :class:`IndexDesc` share, as keyword arguments."""
+
     refs: tuple[str, ...]
+    tag: str
+    orig_ref: str
+    labels: Mapping[str, str] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Described:
+    """What imgpkg's image and index descriptors share: ``Refs``, ``Tag``, ``OrigRef``, ``Labels``."""
+
+    refs: tuple[str, ...]
+    tag: str = ""
+    orig_ref: str = ""
+    labels: Mapping[str, str] | None = None
+
+    @property
+    def ref(self) -> Reference:
+        return Reference.parse(self.refs[0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageDesc(_Described):
     layers: tuple[LayerDesc, ...]
     config_digest: str
     config_raw: bytes
     manifest_media_type: str
     manifest_digest: str
     manifest_raw: bytes
-    tag: str = ""
-    orig_ref: str = ""
-    labels: Mapping[str, str] | None = None
 
     @property
     def digest(self) -> str:
         return self.manifest_digest
 
-    @property
-    def ref(self) -> Reference:
-        return Reference.parse(self.refs[0])
 
-
-@dataclass(frozen=True)
-class IndexDesc:
-    refs: tuple[str, ...]
+@dataclass(frozen=True, kw_only=True)
+class IndexDesc(_Described):
     images: tuple[ImageDesc, ...]
     indexes: tuple[IndexDesc, ...]
     media_type: str
     digest: str
     raw: bytes
-    tag: str = ""
-    orig_ref: str = ""
-    labels: Mapping[str, str] | None = None
-
-    @property
-    def ref(self) -> Reference:
-        return Reference.parse(self.refs[0])
 
 
 Artifact = ImageDesc | IndexDesc
@@ -151,6 +158,10 @@ class RefMeta:
 # --- from a registry ---------------------------------------------------------
 
 
+def _carried(meta: RefMeta, ref: str) -> _Carried:
+    return {"refs": (ref,), "tag": meta.tag, "orig_ref": meta.orig_ref, "labels": meta.labels}
+
+
 def _image_desc(image: RemoteImage, meta: RefMeta, ref: str) -> ImageDesc:
     diff_ids = image.diff_ids
     layers = tuple(
@@ -165,16 +176,13 @@ def _image_desc(image: RemoteImage, meta: RefMeta, ref: str) -> ImageDesc:
         for i, d in enumerate(image.layers)
     )
     return ImageDesc(
-        refs=(ref,),
+        **_carried(meta, ref),
         layers=layers,
         config_digest=image.config_descriptor.digest,
         config_raw=image.config,
         manifest_media_type=image.manifest.media_type,
         manifest_digest=image.manifest.digest,
         manifest_raw=image.manifest.data,
-        tag=meta.tag,
-        orig_ref=meta.orig_ref,
-        labels=meta.labels,
     )
 
 
@@ -200,15 +208,12 @@ async def _describe_index(client: RegistryClient, index: RemoteIndex, meta: RefM
     images = tuple(r for r in results if isinstance(r, ImageDesc))
     indexes = tuple(r for r in results if isinstance(r, IndexDesc))
     return IndexDesc(
-        refs=(str(index.ref),),
+        **_carried(meta, str(index.ref)),
         images=images,
         indexes=indexes,
         media_type=index.manifest.media_type,
         digest=index.manifest.digest,
         raw=index.manifest.data,
-        tag=meta.tag,
-        orig_ref=meta.orig_ref,
-        labels=meta.labels,
     )
 
 
@@ -260,25 +265,32 @@ def _raw(data: bytes) -> str:
     return _s(data.decode("utf-8", "surrogateescape"))
 
 
-def _image_json(image: ImageDesc) -> str:
+def _described_json(described: _Described, fields: str) -> str:
+    """``{"Refs":..., <fields>, "Tag":..., "OrigRef":..., "Labels":...}``, in the structs' order."""
     return (
-        f'{{"Refs":{_list([_s(r) for r in image.refs])},'
+        f'{{"Refs":{_list([_s(r) for r in described.refs])},{fields},'
+        f'"Tag":{_s(described.tag)},"OrigRef":{_s(described.orig_ref)},'
+        f'"Labels":{_labels(described.labels)}}}'
+    )
+
+
+def _image_json(image: ImageDesc) -> str:
+    return _described_json(
+        image,
         f'"Layers":{_list([_layer_json(layer) for layer in image.layers])},'
         f'"Config":{{"Digest":{_s(image.config_digest)},"Raw":{_raw(image.config_raw)}}},'
         f'"Manifest":{{"MediaType":{_s(image.manifest_media_type)},'
-        f'"Digest":{_s(image.manifest_digest)},"Raw":{_raw(image.manifest_raw)}}},'
-        f'"Tag":{_s(image.tag)},"OrigRef":{_s(image.orig_ref)},"Labels":{_labels(image.labels)}}}'
+        f'"Digest":{_s(image.manifest_digest)},"Raw":{_raw(image.manifest_raw)}}}',
     )
 
 
 def _index_json(index: IndexDesc) -> str:
-    return (
-        f'{{"Refs":{_list([_s(r) for r in index.refs])},'
+    return _described_json(
+        index,
         f'"Images":{_list([_image_json(i) for i in index.images])},'
         f'"Indexes":{_list([_index_json(i) for i in index.indexes])},'
         f'"MediaType":{_s(index.media_type)},"Digest":{_s(index.digest)},'
-        f'"Raw":{_raw(index.raw)},"Tag":{_s(index.tag)},"OrigRef":{_s(index.orig_ref)},'
-        f'"Labels":{_labels(index.labels)}}}'
+        f'"Raw":{_raw(index.raw)}',
     )
 
 
@@ -318,6 +330,15 @@ def _opt_labels(obj: Mapping[str, Any]) -> Mapping[str, str] | None:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def _carried_from(obj: Mapping[str, Any]) -> _Carried:
+    return {
+        "refs": _strs(obj, "Refs"),
+        "tag": _str(obj, "Tag"),
+        "orig_ref": _str(obj, "OrigRef"),
+        "labels": _opt_labels(obj),
+    }
+
+
 def _image_from(obj: Mapping[str, Any]) -> ImageDesc:
     layers = []
     for raw in obj.get("Layers") or []:
@@ -330,30 +351,24 @@ def _image_from(obj: Mapping[str, Any]) -> ImageDesc:
     config = obj.get("Config") or {}
     manifest = obj.get("Manifest") or {}
     return ImageDesc(
-        refs=_strs(obj, "Refs"),
+        **_carried_from(obj),
         layers=tuple(layers),
         config_digest=_str(config, "Digest"),
         config_raw=_str(config, "Raw").encode("utf-8", "surrogateescape"),
         manifest_media_type=_str(manifest, "MediaType"),
         manifest_digest=_str(manifest, "Digest"),
         manifest_raw=_str(manifest, "Raw").encode("utf-8", "surrogateescape"),
-        tag=_str(obj, "Tag"),
-        orig_ref=_str(obj, "OrigRef"),
-        labels=_opt_labels(obj),
     )
 
 
 def _index_from(obj: Mapping[str, Any]) -> IndexDesc:
     return IndexDesc(
-        refs=_strs(obj, "Refs"),
+        **_carried_from(obj),
         images=tuple(_image_from(i) for i in obj.get("Images") or []),
         indexes=tuple(_index_from(i) for i in obj.get("Indexes") or []),
         media_type=_str(obj, "MediaType"),
         digest=_str(obj, "Digest"),
         raw=_str(obj, "Raw").encode("utf-8", "surrogateescape"),
-        tag=_str(obj, "Tag"),
-        orig_ref=_str(obj, "OrigRef"),
-        labels=_opt_labels(obj),
     )
 
 

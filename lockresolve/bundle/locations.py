@@ -6,6 +6,10 @@ After a copy imgpkg pushes, next to the bundle, a plain one-layer image tagged
 reference and whether it is a bundle). ``pull`` reads it to learn, without a
 HEAD per image, that the bundle's repository holds every image. Like imgpkg,
 a 401, 403 or 404 when reading it means "no locations image".
+
+:class:`ImageLocations` is that file: read (not strictly: unknown fields are
+ignored) with the lock files' YAML loader, written with images sorted by
+reference, as imgpkg sorts them before writing.
 """
 
 from __future__ import annotations
@@ -15,18 +19,24 @@ import io
 import os
 import tarfile
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-from lockresolve.bundle.locks import ImageLocations
 from lockresolve.bundle.push import PushResult, push_files_image
 from lockresolve.bundle.remote import RemoteImage, fetch_artifact, fetch_blob_bytes
 from lockresolve.errors import AuthError, BundleError, NotFoundError
+from lockresolve.goyaml import marshal
+from lockresolve.lock import LOCK_API_VERSION, LockError, imgpkg_wording, load_document
 from lockresolve.mediatypes import DOCKER_LAYER
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 
 __all__ = [
     "LOCATIONS_FILE",
+    "ImageLocation",
+    "ImageLocations",
     "fetch_locations",
     "locations_ref",
     "locations_tag",
@@ -34,7 +44,73 @@ __all__ = [
 ]
 
 LOCATIONS_FILE = "image-locations.yml"
+LOCATIONS_KIND: Final = "ImageLocations"
 _MAX_LAYER = 64 << 20
+
+
+@dataclass(frozen=True)
+class ImageLocation:
+    image: str
+    is_bundle: bool
+
+
+@dataclass(frozen=True)
+class ImageLocations:
+    images: tuple[ImageLocation, ...] = ()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str | None = None) -> ImageLocations:
+        what = "image locations config"
+
+        def cannot(value: object, into: str) -> LockError:
+            kind = type(value).__name__
+            if isinstance(value, list | dict):  # GoList, GoMap
+                kind = "list" if isinstance(value, list) else "dict"
+            return LockError(
+                f"Unmarshaling {what}: error unmarshaling JSON: json: cannot unmarshal "
+                f"{kind} into {into}",
+                source=source,
+            )
+
+        def mapping(value: object, into: str) -> Mapping[str, object]:
+            if value is None:
+                return {}
+            if not isinstance(value, dict):
+                raise cannot(value, into)
+            return value
+
+        with imgpkg_wording(what):
+            loaded = load_document(data, source)
+        doc = mapping(loaded, "ImageLocationsConfig")
+        raw_images = doc.get("images") or []
+        if not isinstance(raw_images, list):
+            raise cannot(raw_images, "field images")
+        items: list[ImageLocation] = []
+        for raw in raw_images:
+            item = mapping(raw, "ImageLocation")
+            image = item.get("image")
+            if image is None:
+                image = ""
+            if not isinstance(image, str):
+                raise cannot(image, "field image of type string")
+            is_bundle = item.get("isBundle", False)
+            if not isinstance(is_bundle, bool):
+                raise LockError(f"Unmarshaling {what}: isBundle is not a boolean", source=source)
+            items.append(ImageLocation(image, is_bundle))
+        if doc.get("apiVersion") != LOCK_API_VERSION:
+            raise LockError(f"Validating apiVersion: Unknown version (known: {LOCK_API_VERSION})")
+        if doc.get("kind") != LOCATIONS_KIND:
+            raise LockError(f"Validating kind: Unknown kind (known: {LOCATIONS_KIND})")
+        return cls(tuple(items))
+
+    def to_bytes(self) -> bytes:
+        ordered = sorted(self.images, key=lambda loc: loc.image.encode("utf-8"))
+        doc: dict[str, object] = {
+            "apiVersion": LOCK_API_VERSION,
+            "images": [{"image": loc.image, "isBundle": loc.is_bundle} for loc in ordered],
+            "kind": LOCATIONS_KIND,
+        }
+        return ("---\n" + marshal(doc)).encode("utf-8")
 
 
 def locations_tag(bundle_digest: str) -> str:

@@ -30,12 +30,12 @@ import anyio.to_thread
 
 from lockresolve.bundle.extract import replace_directory, staging_directory
 from lockresolve.bundle.locations import fetch_locations
-from lockresolve.bundle.locks import BundleLock, ImagesLock, LockedImage
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
 from lockresolve.bundle.unpack import DownloadedLayer, unpack_layers
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError, UsageError
 from lockresolve.fsutil import atomic_write
+from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 
@@ -240,7 +240,7 @@ async def _relocation(
     missing: list[str] = []
     failures: list[LockresolveError] = []
 
-    async def head(entry: LockedImage) -> None:
+    async def head(entry: ImagesLockEntry) -> None:
         target = _in_repo(bundle.ref, entry.image)
         try:
             await ctx.client.resolve(target)
@@ -279,12 +279,12 @@ def _rewrite_lock(dest: Path, lock: ImagesLock, repo: Reference) -> None:
     path = dest / IMAGES_LOCK_PATH
     relocated = ImagesLock(
         tuple(
-            LockedImage(str(_in_repo(repo, entry.image)), entry.annotations)
+            ImagesLockEntry(str(_in_repo(repo, entry.image)), entry.annotations)
             for entry in lock.images
         )
     )
     mode = path.stat().st_mode & 0o777
-    atomic_write(path, relocated.to_bytes(), mode=mode)
+    atomic_write(path, relocated.text().encode("utf-8"), mode=mode)
 
 
 async def _pull_bundle(
@@ -312,7 +312,7 @@ async def _pull_bundle(
 async def _pull_nested(
     ctx: _Context,
     parent: RemoteImage,
-    entry: LockedImage,
+    entry: ImagesLockEntry,
     relocated: bool,
     known_bundles: Mapping[str, bool],
     staging: Path,

@@ -23,12 +23,12 @@ import anyio.to_thread
 
 from lockresolve.bundle.image import BUNDLE_LABEL, check_user_labels, config_json, manifest_json
 from lockresolve.bundle.layer import GzipKind, LayerFile, build_layer
-from lockresolve.bundle.locks import BundleLock
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.tar import DEFAULT_EXCLUSIONS, plan_layer
 from lockresolve.bundle.transfer import file_body, push_blob
 from lockresolve.bundle.validate import refuse_bundle_as_image, validate_bundle
 from lockresolve.errors import BundleError, InvalidReferenceError
+from lockresolve.lock import BundleLock
 from lockresolve.mediatypes import DOCKER_MANIFEST_SCHEMA2
 from lockresolve.reference import DEFAULT_TAG, Reference
 from lockresolve.registry.client import RegistryClient

@@ -331,21 +331,36 @@ class RegistryClient:
 
     # -- manifests -------------------------------------------------------------
 
+    async def _manifest_request(
+        self, method: str, ref: Reference, accept: Sequence[str] = MANIFEST_ACCEPT
+    ) -> httpx.Response:
+        """HEAD or GET (streamed) ``ref``'s manifest; the caller reads and closes the answer."""
+        return await self._send(
+            method,
+            ref.registry,
+            manifest_path(ref.repository, ref.identifier),
+            scopes=[repository_scope(ref.repository, "pull")],
+            subject=ref.original,
+            headers={"Accept": ", ".join(accept)},
+            stream=method == "GET",
+        )
+
+    async def _exists(self, response: httpx.Response, subject: str) -> bool:
+        """A HEAD's answer: 200 is ``True``, 404 ``False``; other answers raise."""
+        await response.aclose()
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise await self._error(response, subject)
+
     async def head_manifest(self, ref: Reference) -> Descriptor | None:
         """HEAD a manifest: its descriptor, or ``None`` when the answer carried no digest.
 
         Raises for errors; a 404 is followed by a GET so the error carries the
         registry's own code and message (a failing run only).
         """
-        path = manifest_path(ref.repository, ref.identifier)
-        response = await self._send(
-            "HEAD",
-            ref.registry,
-            path,
-            scopes=[repository_scope(ref.repository, "pull")],
-            subject=ref.original,
-            headers={"Accept": ", ".join(MANIFEST_ACCEPT)},
-        )
+        response = await self._manifest_request("HEAD", ref)
         status = response.status_code
         if status == 200:
             digest = response.headers.get("docker-content-digest", "")
@@ -374,20 +389,7 @@ class RegistryClient:
 
     async def manifest_exists(self, ref: Reference) -> bool:
         """One HEAD: whether the manifest exists (404 is ``False``, other errors raise)."""
-        response = await self._send(
-            "HEAD",
-            ref.registry,
-            manifest_path(ref.repository, ref.identifier),
-            scopes=[repository_scope(ref.repository, "pull")],
-            subject=ref.original,
-            headers={"Accept": ", ".join(MANIFEST_ACCEPT)},
-        )
-        await response.aclose()
-        if response.status_code == 200:
-            return True
-        if response.status_code == 404:
-            return False
-        raise await self._error(response, ref.original)
+        return await self._exists(await self._manifest_request("HEAD", ref), ref.original)
 
     async def resolve(self, ref: Reference) -> Descriptor:
         """The descriptor a tag or digest points at: one HEAD, a GET only when needed."""
@@ -400,15 +402,7 @@ class RegistryClient:
         self, ref: Reference, accept: Sequence[str] = MANIFEST_ACCEPT
     ) -> Manifest:
         """GET a manifest, verified against the digest asked for or announced."""
-        response = await self._send(
-            "GET",
-            ref.registry,
-            manifest_path(ref.repository, ref.identifier),
-            scopes=[repository_scope(ref.repository, "pull")],
-            subject=ref.original,
-            headers={"Accept": ", ".join(accept)},
-            stream=True,
-        )
+        response = await self._manifest_request("GET", ref, accept)
         if response.status_code != 200:
             raise await self._error(response, ref.original)
         url = redact_url(str(response.request.url))
@@ -476,12 +470,7 @@ class RegistryClient:
             scopes=[repository_scope(repository, "pull")],
             subject=subject,
         )
-        await response.aclose()
-        if response.status_code == 200:
-            return True
-        if response.status_code == 404:
-            return False
-        raise await self._error(response, subject)
+        return await self._exists(response, subject)
 
     async def get_blob(
         self, registry: str, repository: str, digest: str, *, chunk_size: int = 1 << 20
@@ -593,6 +582,18 @@ class RegistryClient:
             return self._location(response, subject)
         raise await self._error(response, subject)
 
+    async def _start_upload(
+        self, registry: str, repository: str, scopes: Sequence[str], subject: str
+    ) -> str:
+        """POST a new upload session; its location."""
+        response = await self._send(
+            "POST", registry, upload_path(repository), scopes=scopes, subject=subject
+        )
+        await response.aclose()
+        if response.status_code != 202:
+            raise await self._error(response, subject)
+        return self._location(response, subject)
+
     def _location(self, response: httpx.Response, subject: str) -> str:
         location = response.headers.get("location")
         if not location:
@@ -618,13 +619,7 @@ class RegistryClient:
         scopes = [repository_scope(repository, "pull,push")]
         for attempt in range(self.policy.retries + 1):
             if location is None:
-                response = await self._send(
-                    "POST", registry, upload_path(repository), scopes=scopes, subject=subject
-                )
-                await response.aclose()
-                if response.status_code != 202:
-                    raise await self._error(response, subject)
-                location = self._location(response, subject)
+                location = await self._start_upload(registry, repository, scopes, subject)
             put_url = _with_query(location, {"digest": digest})
             try:
                 response = await self._send(
@@ -673,13 +668,7 @@ class RegistryClient:
         subject: str,
         chunk_size: int = 8 << 20,
     ) -> None:
-        response = await self._send(
-            "POST", registry, upload_path(repository), scopes=scopes, subject=subject
-        )
-        await response.aclose()
-        if response.status_code != 202:
-            raise await self._error(response, subject)
-        location = self._location(response, subject)
+        location = await self._start_upload(registry, repository, scopes, subject)
         offset = 0
         async for chunk in _chunks(body, chunk_size):
             response = await self._send(

@@ -6,7 +6,6 @@ The policy is a plain value; :func:`build_http_client` turns it into the one
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,43 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockresolve.errors import UsageError
+from lockresolve.reference import is_insecure_default
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DEFAULT_CONCURRENCY", "TransportPolicy", "build_http_client", "plain_http_allowed"]
+__all__ = ["DEFAULT_CONCURRENCY", "TransportPolicy", "build_http_client"]
 
 DEFAULT_CONCURRENCY = 16
-
-
-def _host_only(registry: str) -> str:
-    """``127.0.0.1:5000`` -> ``127.0.0.1``; ``[::1]:5000`` -> ``::1``."""
-    if registry.startswith("["):
-        return registry[1:].split("]", 1)[0]
-    if registry.count(":") == 1:
-        return registry.split(":", 1)[0]
-    return registry
-
-
-def plain_http_allowed(registry: str) -> bool:
-    """True for loopback, ``localhost``, ``*.local`` and RFC 1918 hosts (as go-containerregistry)."""
-    host = _host_only(registry).lower()
-    if host == "localhost" or host.endswith(".local"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if ip.is_loopback:
-        return True
-    return isinstance(ip, ipaddress.IPv4Address) and any(
-        ip in net
-        for net in (
-            ipaddress.ip_network("10.0.0.0/8"),
-            ipaddress.ip_network("172.16.0.0/12"),
-            ipaddress.ip_network("192.168.0.0/16"),
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -59,8 +29,9 @@ class TransportPolicy:
 
     ``insecure``: ``True`` allows plain http for every registry
     (``--registry-insecure``); ``verify_certs=False`` accepts any certificate. Otherwise https is used, except that
-    loopback, ``localhost``, ``*.local`` and RFC 1918 hosts may fall back to
-    plain http when they do not speak TLS.
+    the hosts :func:`~lockresolve.reference.is_insecure_default` names (loopback,
+    ``localhost``, ``*.localhost``, ``*.local``, RFC 1918; ggcr's ``Scheme()`` at
+    both v0.19.1 and HEAD) may fall back to plain http when they do not speak TLS.
     """
 
     insecure: bool = False
@@ -81,7 +52,7 @@ class TransportPolicy:
 
     def may_use_plain_http(self, registry: str) -> bool:
         return (
-            self.insecure or registry in self.extra_insecure_hosts or plain_http_allowed(registry)
+            self.insecure or registry in self.extra_insecure_hosts or is_insecure_default(registry)
         )
 
     def ssl_context(self) -> ssl.SSLContext | bool:

@@ -157,10 +157,7 @@ class Override:
     origins: tuple[Mapping[str, object], ...] = ()
 
     def matches(self, url: str) -> bool:
-        """kbld's ``Matcher``: ``image`` exactly, else ``imageRepo`` against :func:`url_repo`."""
-        if self.image:
-            return self.image == url
-        return self.image_repo == url_repo(url)[0]
+        return _matches(self.image, self.image_repo, url)
 
 
 @dataclass(frozen=True)
@@ -173,7 +170,12 @@ class Source:
     builder: Mapping[str, object] = field(default_factory=dict)
 
     def matches(self, url: str) -> bool:
-        return self.image == url if self.image else self.image_repo == url_repo(url)[0]
+        return _matches(self.image, self.image_repo, url)
+
+
+def _matches(image: str, image_repo: str, url: str) -> bool:
+    """kbld's ``Matcher``: ``image`` exactly, else ``imageRepo`` against :func:`url_repo`."""
+    return image == url if image else image_repo == url_repo(url)[0]
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ for :func:`lockresolve.goyaml.marshal`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from lockresolve.errors import YAMLInputError
 from lockresolve.resolve.documents import parse_yaml_value
 from lockresolve.resolve.godata import describe_type, go_string_field
 
-__all__ = ["origins_from_data", "parse_origins"]
+__all__ = ["origins_data", "origins_from_data", "parse_origins"]
 
 
 _ORIGIN_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
@@ -98,6 +98,19 @@ def origins_from_data(
             origin[kind] = fields
         out.append(origin)
     return tuple(out)
+
+
+def origins_data(origins: Iterable[Mapping[str, object]]) -> list[object]:
+    """Origins as plain ``dict`` / ``list`` data: what is marshalled, and compared."""
+    return [_plain(origin) for origin in origins]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _fold_get(m: dict[str, object], name: str) -> object:

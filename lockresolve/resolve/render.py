@@ -27,6 +27,7 @@ from lockresolve.resolve.config import SearchRule
 from lockresolve.resolve.documents import Resource, split_chunks
 from lockresolve.resolve.godata import GoMap, copy_data, count_nodes, go_equal, to_data
 from lockresolve.resolve.model import ResolvedImage
+from lockresolve.resolve.origins import origins_data
 from lockresolve.resolve.walker import Change, apply_rules
 from lockresolve.resolve.yamlnodes import MappingNode, Node, ScalarNode, SequenceNode, compose
 
@@ -67,18 +68,10 @@ def annotation_value(images: Iterable[ResolvedImage]) -> str:
     for image in sorted(images, key=lambda i: i.url):
         if not image.origins:
             continue
-        entry: dict[str, object] = {"origins": [_plain(o) for o in image.origins], "url": image.url}
+        entry: dict[str, object] = {"origins": origins_data(image.origins), "url": image.url}
         if entry not in structs:
             structs.append(entry)
     return marshal(structs if structs else None)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _annotate_data(data: dict[str, object], value: str) -> None:

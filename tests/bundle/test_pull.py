@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from lockresolve.bundle.image import parse_label_flags
-from lockresolve.bundle.locks import BundleLock
 from lockresolve.bundle.pull import (
     BUNDLE_FLAG_HINT,
     INDEX_REFUSED,
@@ -25,6 +24,7 @@ from lockresolve.bundle.pull import (
 from lockresolve.bundle.push import push
 from lockresolve.bundle.tar import DEFAULT_EXCLUSIONS, EntryKind, plan_layer
 from lockresolve.errors import BundleError, UnsafeArchiveError, UsageError
+from lockresolve.lock import BundleLock
 from lockresolve.registry.client import RegistryClient
 from tests.support.bundle_cases import BundleCase, load_cases
 from tests.support.conformance import get_case, seed_case, substitute

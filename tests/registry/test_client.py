@@ -160,6 +160,7 @@ async def test_plain_http_is_not_used_for_public_hosts() -> None:
     assert policy.may_use_plain_http("127.0.0.1:5000")
     assert policy.may_use_plain_http("localhost:5000")
     assert policy.may_use_plain_http("registry.local")
+    assert policy.may_use_plain_http("kind.localhost:5000")  # is_insecure_default's hosts
     assert policy.may_use_plain_http("192.168.1.4:443")
     assert not policy.may_use_plain_http("ghcr.io")
     assert not policy.may_use_plain_http("172.32.0.1")
