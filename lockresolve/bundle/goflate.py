@@ -30,15 +30,30 @@ Speed tricks (none changes the output): each window's 4-byte values are
 computed in bulk with C-level array operations, and only once the window's
 first match is found, so incompressible windows never need them (hashing in
 bulk too, with one big-integer multiplication per window, measured slower
-than hashing the ~25 % of positions Go actually probes); matches are extended by
-XOR of 4-byte values, then of ``int.from_bytes`` slices; tokens are a flat list
-of small integers (literal bytes as themselves, then length, offset code and
-distance symbols) that ``Counter`` counts and one table lookup per symbol
-turns into bits; the bit stream is built as strings of ``0``/``1`` and
-converted with ``int(..., 2)``; Go's lazy package-merge for length-limited
-Huffman codes is replaced by the plain package-merge it abbreviates (same
-result, fewer Python steps); and Huffman construction is skipped when an
-entropy bound already proves that Go stores the block.
+than hashing the ~25 % of positions Go actually probes; so did keeping the
+values in a list rather than an array: fewer interpreter steps, but 65,535
+new int objects per window cost more in allocation and cache misses).
+Windows are appended to one history buffer, so hash-table entries are
+positions in it that stay valid from window to window; the table is shifted
+only when the buffer is cut back, every eight windows (shifting 16,384
+entries cost ~5 % of a window).  Entries that can no longer match point into
+dummy padding, so every entry indexes the values array and the matcher tests
+a candidate's value before its distance (one test instead of two on the
+common mismatch).  Matches are extended by XOR of 4-byte values, then of
+``int.from_bytes`` slices; tokens are a flat list of small integers (literal
+bytes as themselves, then length, offset code and distance symbols) that
+``Counter`` counts (the match count, needed for the Huffman-only test, is
+the sum of the length-code counts) and one ``operator.itemgetter`` call turns
+into code strings (about twice as fast as ``map`` over ``__getitem__``); the
+bit stream is built as strings of ``0``/``1`` and converted with
+``int(..., 2)``; Go's lazy package-merge for length-limited Huffman codes is
+replaced by the plain package-merge it abbreviates (same result, fewer
+Python steps, its per-item work in C-level ``map`` calls); and Huffman
+construction is skipped when an entropy bound already proves that Go stores
+the block.  On random bytes nearly all the time is ``Counter`` building the
+byte histogram that entropy bound needs (no C-level alternative in the
+standard library measured faster: 256 ``bytes.count`` passes, sorting,
+``translate`` partitions and chunked counting were all slower or equal).
 """
 
 from __future__ import annotations
@@ -50,6 +65,8 @@ import zlib
 from array import array
 from collections import Counter
 from functools import cache, lru_cache
+from itertools import repeat
+from operator import itemgetter
 from struct import Struct
 from typing import Final, Literal, Protocol
 
@@ -71,7 +88,8 @@ _MAX_MATCH: Final = 258  # maxMatchLength
 _INPUT_MARGIN: Final = 15  # inputMargin (16 - 1)
 _HASH_MUL: Final = 0x1E35A7BD
 _TABLE_BITS: Final = 14
-_NEVER: Final = -(1 << 40)  # a table position that never passes the distance check
+_HISTORY_PAD: Final = _MAX_OFFSET + 1  # dummy bytes before the history (see _DeflateFast)
+_HISTORY_MAX: Final = _HISTORY_PAD + 8 * _WINDOW  # the history buffer is cut back beyond this
 _NUM_LIT: Final = 286  # maxNumLit
 _NUM_OFF: Final = 30  # offsetCodeCount
 _EOB: Final = 256  # endBlockMarker
@@ -151,15 +169,16 @@ def _bit_counts(freqs: list[int], max_bits: int) -> list[int]:
     leaves = [2 * f + 1 for f in freqs]
     lists = [leaves]  # the deepest level holds leaves only
     for _ in range(max_bits - 1):
-        below = lists[-1]
-        packages = [(x & -2) + (y & -2) for x, y in zip(below[0::2], below[1::2], strict=False)]
+        # Pair up the items below (C-level maps): a package's key is 2 * its weight.
+        below = [*map(operator.and_, lists[-1], repeat(-2, need))]
+        packages = [*map(operator.add, below[0::2], below[1::2])]
         lists.append(sorted(leaves + packages)[:need])
     # From the top down: the leaves among the items taken at each level are the
     # lightest ones; the packages taken there take twice as many items below.
     leaf_counts = []
     take = need
     for items in reversed(lists):
-        count = sum(x & 1 for x in items[:take])
+        count = sum(map(operator.and_, items[:take], repeat(1, take)))
         leaf_counts.append(count)
         take = 2 * (take - count)
     if leaf_counts[0] != n:
@@ -172,24 +191,27 @@ def _huffman(freq: list[int], max_bits: int) -> tuple[list[str], list[int]]:
     """Go's huffmanEncoder.generate: per symbol, its code as emitted bits and its length."""
     codes = [""] * len(freq)
     lengths = [0] * len(freq)
-    nodes = [(f, sym) for sym, f in enumerate(freq) if f]
-    if len(nodes) <= 2:
-        for code, (_, sym) in enumerate(nodes):
+    # (frequency, symbol) order, as one integer per symbol (symbols are < 512)
+    keys = sorted([f << 9 | sym for sym, f in enumerate(freq) if f])
+    n = len(keys)
+    if n <= 2:
+        for code, sym in enumerate(sorted(k & 511 for k in keys)):
             codes[sym] = str(code)
             lengths[sym] = 1
         return codes, lengths
-    nodes.sort()
-    bit_count = _bit_counts([f for f, _ in nodes], max_bits)
+    bit_count = _bit_counts([*map(operator.rshift, keys, repeat(9, n))], max_bits)
+    syms = [*map(operator.and_, keys, repeat(511, n))]
     code = 0
-    end = len(nodes)
+    end = n
     for nbits, count in enumerate(bit_count):
         code <<= 1
         if nbits == 0 or count == 0:
             continue
         # The `count` most frequent remaining symbols get `nbits`-bit codes,
         # assigned in symbol order.  Codes are emitted most significant bit first.
-        for sym in sorted(sym for _, sym in nodes[end - count : end]):
-            codes[sym] = format(code, f"0{nbits}b")
+        fmt = f"0{nbits}b"
+        for sym in sorted(syms[end - count : end]):
+            codes[sym] = format(code, fmt)
             lengths[sym] = nbits
             code += 1
         end -= count
@@ -331,15 +353,17 @@ def _write_huffman_only(w: _BitWriter, data: bytes) -> None:
     if stored < size + (size >> 4):
         w.write_stored(data)
         return
-    body = "".join(map(codes.__getitem__, data))
+    body = "".join(itemgetter(*data)(codes))  # one C-level lookup pass (len(data) > 16)
     w.write([header, body, codes[_EOB]])
 
 
 def _write_dynamic(w: _BitWriter, symbols: list[int], data: bytes, code_table: list[str]) -> None:
-    """Go's writeBlockDynamic for a list of token symbols; stored if that saves too little.
+    """Go's encSpeed for a window with matches: writeBlockDynamic for its tokens.
 
-    ``code_table`` maps every token symbol to its bits; it starts as a copy of
-    ``_Tables.code_table`` and is updated here with this block's codes.
+    That is stored if it saves too little, and writeBlockHuff instead when the
+    tokens are more than 15/16 of the bytes.  ``code_table`` maps every token
+    symbol to its bits; it starts as a copy of ``_Tables.code_table`` and is
+    updated here with this block's codes.
     """
     t = _tables()
     get = Counter(symbols).get
@@ -347,6 +371,11 @@ def _write_dynamic(w: _BitWriter, symbols: list[int], data: bytes, code_table: l
     lit += [0] * (_NUM_LIT - 256)
     for sym, code, _ in t.lengths:
         lit[code] += get(sym, 0)
+    n = len(data)
+    # A match is three symbols; its length code is counted in lit[257:].
+    if len(symbols) - 2 * sum(lit[_EOB + 1 :]) > n - (n >> 4):
+        _write_huffman_only(w, data)
+        return
     lit[_EOB] = 1
     off = [get(_CODE_SYM0 + c, 0) for c in range(_NUM_OFF)]
     num_lit = _NUM_LIT
@@ -375,14 +404,14 @@ def _write_dynamic(w: _BitWriter, symbols: list[int], data: bytes, code_table: l
     code_table[_CODE_SYM0 : _CODE_SYM0 + _NUM_OFF] = off_codes
     for sym, code, extra in t.lengths:
         code_table[sym] = lit_codes[code] + extra
-    body = "".join(map(code_table.__getitem__, symbols))
+    body = "".join(itemgetter(*symbols)(code_table))  # at least the first match's 3 symbols
     w.write([header, body, lit_codes[_EOB]])
 
 
 # --- the matcher (deflatefast.go) -----------------------------------------------------
 
 
-def _values(buf: bytes) -> array[int]:
+def _values(buf: bytes | bytearray) -> array[int]:
     """The little-endian 4-byte value at each position of ``buf`` (0 for the last three)."""
     n = len(buf)
     out = array("I", bytes(4 * n))
@@ -411,93 +440,113 @@ def _probe_positions(s_limit: int) -> tuple[int, ...]:
 
 
 class _DeflateFast:
-    """Go's deflateFast: the hash table and previous window carried between windows.
+    """Go's deflateFast: the hash table and the history carried between windows.
 
-    Table entries are stream positions counted from ``_table_base`` (Go counts
-    from ``e.cur`` and shifts entries near 2**31; shifting never changes a match).
+    Windows are appended to one history buffer, and table entries are
+    positions in it, so that they need no shifting from window to window (Go
+    stores ``e.cur``-based offsets and shifts them near 2**31; shifting never
+    changes a match).  The buffer starts with ``_HISTORY_PAD`` dummy bytes and
+    ``0``, a position among them, stands for "no usable candidate": any
+    position probed is more than maxMatchOffset past it.  When the buffer
+    would grow past ``_HISTORY_MAX`` bytes it is cut back to the padding and
+    the previous window; the table is then shifted by ``_shift`` (its older
+    entries reset to ``0``) before the next match search that needs it, so
+    windows without matches (incompressible input) never pay for it: until
+    then an entry is a buffer position plus ``_shift``.  ``_values`` holds the 4-byte values of the buffer; it is exact
+    below ``_values_end`` (the last three there depend on the next window),
+    and zero-filled where no match was ever searched for.
     """
 
     def __init__(self) -> None:
-        self._table = [_NEVER] * (1 << _TABLE_BITS)
-        self._table_base = 0
-        self._prev = b""
-        self._prev_values: array[int] | None = None  # _values(prev), when computed
-        self._pos = 0  # stream position of the next window's first byte
+        self._table = [0] * (1 << _TABLE_BITS)
+        self._buf = bytearray(_HISTORY_PAD)
+        self._values = array("I", bytes(4 * _HISTORY_PAD))
+        self._values_end = _HISTORY_PAD
+        self._prev_len = 0  # size of the previous window, at the end of _buf
+        self._shift = 0  # table entries are buffer positions plus this
 
-    def encode(self, src: bytes) -> tuple[list[int], int] | None:
+    def encode(self, src: bytes) -> list[int] | None:
         """Match one window of at least 17 bytes.
 
-        Returns the token symbols and the token count, or ``None`` when no
-        match was found (every byte is a literal).
+        Returns the token symbols, or ``None`` when no match was found (every
+        byte is a literal).
         """
-        prev = self._prev
-        start = self._pos
-        self._prev = src
-        self._pos += len(src)
-        prev_values = self._prev_values
-        self._prev_values = None
-        found = self._first_match(src, prev, start - self._table_base)
+        buf = self._buf
+        if len(buf) + len(src) > _HISTORY_MAX:
+            self._cut_history()
+            buf = self._buf
+        start = len(buf)
+        prev_start = start - self._prev_len
+        self._prev_len = len(src)
+        buf += src
+        found = self._first_match(buf, start, len(src))
         if found is None:
             return None
-        return self._encode_from(src, prev, prev_values, start, *found)
+        if self._shift:
+            shift = self._shift
+            self._shift = 0
+            self._table = [x - shift if x >= shift else 0 for x in self._table]
+        # The 4-byte values from the previous window on (only the last three
+        # computed ones change: they reached into this window).
+        values = self._values
+        lo = max(self._values_end - 3, prev_start)
+        if len(values) < lo:
+            values.frombytes(bytes(4 * (lo - len(values))))
+        del values[lo:]
+        values += _values(buf[lo:])
+        self._values_end = len(buf)
+        return _match(buf, values, self._table, *found, start)
 
-    def _first_match(self, src: bytes, prev: bytes, shift: int) -> tuple[int, int] | None:
+    def _cut_history(self) -> None:
+        """Keep only the padding and the previous window (the table is shifted later)."""
+        prev_len = self._prev_len
+        buf = self._buf
+        keep_from = len(buf) - prev_len
+        delta = keep_from - _HISTORY_PAD
+        self._buf = bytearray(_HISTORY_PAD) + buf[keep_from:]
+        self._shift += delta
+        values = self._values
+        self._values = array("I", bytes(4 * _HISTORY_PAD)) + values[keep_from:]
+        self._values_end = max(_HISTORY_PAD, min(self._values_end - delta, len(self._values)))
+
+    def _first_match(self, buf: bytearray, start: int, n: int) -> tuple[int, int] | None:
         """Go's search loop until the window's first match, hashing only the probed positions.
 
-        Until a match, the probed positions depend only on the window size.
-        ``shift`` converts positions in ``src`` to table positions.  Returns the
-        match position and its candidate (negative: in ``prev``).
+        Until a match, the probed positions depend only on the window size ``n``;
+        the window is at ``start`` in ``buf``.  Returns the match position and
+        its candidate.  A candidate below the padding's end is more than
+        maxMatchOffset back (the previous window follows the padding).
         """
         table = self._table
+        shift = self._shift
         unpack = _U32.unpack_from
-        positions = _probe_positions(len(src) - _INPUT_MARGIN)
-        for s, value in zip(positions, [unpack(src, p)[0] for p in positions], strict=True):
+        positions = [*map(start.__add__, _probe_positions(n - _INPUT_MARGIN))]
+        for s, value in zip(positions, [unpack(buf, s)[0] for s in positions], strict=True):
             h = ((value * _HASH_MUL) & 0xFFFFFFFF) >> (32 - _TABLE_BITS)
             candidate = table[h] - shift
             table[h] = s + shift
-            if s - candidate <= _MAX_OFFSET:
-                if candidate >= 0:
-                    other = unpack(src, candidate)[0]
-                else:
-                    other = unpack(prev, len(prev) + candidate)[0]
-                if value == other:
-                    return s, candidate
+            if s - candidate <= _MAX_OFFSET and value == unpack(buf, candidate)[0]:
+                return s, candidate
         return None
-
-    def _encode_from(
-        self, src: bytes, prev: bytes, prev_values: array[int] | None, start: int, s: int, c: int
-    ) -> tuple[list[int], int]:
-        """Go's encode from the window's first match on, over bulk-computed values."""
-        offset = len(prev)
-        buf = prev + src
-        if prev_values is None or offset < 3:
-            values = _values(buf)
-        else:  # only the last three values of prev reach into src
-            values = prev_values[: offset - 3] + _values(buf[offset - 3 :])
-        self._prev_values = values[offset:]
-        # Rebase the table to positions in buf.
-        buf_start = start - offset
-        delta = buf_start - self._table_base
-        self._table_base = buf_start
-        self._table = table = [x - delta for x in self._table]
-        symbols, matches = _match(buf, values, table, s + offset, c + offset, offset)
-        return symbols, len(symbols) - 2 * matches
 
 
 def _match(
-    buf: bytes,
+    buf: bytearray,
     values: array[int],
     table: list[int],
     s: int,
     c: int,
     next_emit: int,
     /,
-) -> tuple[list[int], int]:
+) -> list[int]:
     """The body of Go's deflateFast.encode, from a first match at ``s`` against ``c``.
 
-    Positions index ``buf`` (previous window + this one); ``next_emit`` is where
-    this window starts.  Returns the token symbols and the number of matches.
-    Go's hash of the 4-byte value v is (v * 0x1e35a7bd mod 2**32) >> 18.
+    Positions index ``buf`` (the history, ending with this window); ``next_emit``
+    is where this window starts.  Returns the token symbols.
+    Go's hash of the 4-byte value v is (v * 0x1e35a7bd mod 2**32) >> 18.  Every
+    table entry is a position in ``buf`` (``values`` covers them all), so a
+    candidate's value is compared first and only equal values are checked
+    against maxMatchOffset.
     """
     dist_syms = _tables().dist_syms
     from_bytes = int.from_bytes
@@ -505,33 +554,31 @@ def _match(
     s_limit = end - 15  # inputMargin
     symbols: list[int] = []
     append = symbols.append
-    extend = symbols.extend
-    matches = 0
     while True:
         # A 4-byte match at s against c: emit the literals before it, then copies.
         if next_emit < s:
-            extend(buf[next_emit:s])
+            symbols += buf[next_emit:s]
         while True:
-            d = s - c
+            # Extend the match 4 bytes at a time (at least 12 bytes follow s + 4,
+            # as s < s_limit), then by XOR of whole slices; the lowest set bit of
+            # a nonzero XOR marks the first differing byte.
             a = s + 4
-            # Extend the match 4 bytes at a time (at least 12 bytes follow a, as
-            # s < s_limit), then by XOR of whole slices; the lowest set bit of a
-            # nonzero XOR marks the first differing byte.
-            x = values[a] ^ values[a - d]
+            x = values[a] ^ values[c + 4]
             if x:
-                s = a + ((x & -x).bit_length() - 1 >> 3)
+                e = a + ((x & -x).bit_length() - 1 >> 3)
             else:
-                x = values[a + 4] ^ values[a + 4 - d]
+                x = values[s + 8] ^ values[c + 8]
                 if x:
-                    s = a + 4 + ((x & -x).bit_length() - 1 >> 3)
+                    e = s + 8 + ((x & -x).bit_length() - 1 >> 3)
                 else:
-                    x = values[a + 8] ^ values[a + 8 - d]
+                    x = values[s + 12] ^ values[c + 12]
                     if x:
-                        s = a + 8 + ((x & -x).bit_length() - 1 >> 3)
+                        e = s + 12 + ((x & -x).bit_length() - 1 >> 3)
                     else:
-                        j = a + 12
+                        d = s - c
+                        j = s + 16
                         lim = s + 258 if s + 258 < end else end  # maxMatchLength
-                        k = lim - 4 if lim - 4 < a + 28 else a + 28
+                        k = lim - 4 if lim - 4 < s + 32 else s + 32
                         while j <= k:
                             x = values[j] ^ values[j - d]
                             if x:
@@ -541,20 +588,20 @@ def _match(
                             x = from_bytes(buf[j:lim], "little") ^ from_bytes(
                                 buf[j - d : lim - d], "little"
                             )
-                        s = j + ((x & -x).bit_length() - 1 >> 3) if x else lim
-            append(260 - a + s)  # _LEN_SYM0 + length
-            extend(dist_syms[d])
-            matches += 1
+                        e = j + ((x & -x).bit_length() - 1 >> 3) if x else lim
+            append(256 + e - s)  # _LEN_SYM0 + length
+            symbols += dist_syms[s - c]
+            s = e
             if s >= s_limit:
                 if s < end:
-                    extend(buf[s:end])
-                return symbols, matches
+                    symbols += buf[s:end]
+                return symbols
             table[(values[s - 1] * 0x1E35A7BD & 0xFFFFFFFF) >> 18] = s - 1
             v = values[s]
             h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
             c = table[h]
             table[h] = s
-            if s - c > 32768 or v != values[c]:  # maxMatchOffset
+            if v != values[c] or s - c > 32768:  # maxMatchOffset
                 next_emit = s
                 s += 1
                 break
@@ -565,7 +612,7 @@ def _match(
             h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
             c = table[h]
             table[h] = s
-            if s - c <= 32768 and v == values[c]:
+            if v == values[c] and s - c <= 32768:
                 break
         else:
             s = stop
@@ -574,14 +621,14 @@ def _match(
                 step = skip >> 5
                 if s + step > s_limit:
                     if next_emit < end:
-                        extend(buf[next_emit:end])
-                    return symbols, matches
+                        symbols += buf[next_emit:end]
+                    return symbols
                 skip += step
                 v = values[s]
                 h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
                 c = table[h]
                 table[h] = s
-                if s - c <= 32768 and v == values[c]:
+                if v == values[c] and s - c <= 32768:
                     break
                 s += step
 
@@ -602,7 +649,8 @@ class GoGzipCompressor:
 
     ``compress(data)`` returns whatever compressed bytes are ready (the gzip
     header first); ``flush()`` finishes the stream (last blocks and trailer).
-    At most one 65,535-byte window plus the previous window is held.
+    Memory is bounded: one pending window, and the matcher's history of at
+    most eight windows (~0.55 MB) with its 4-byte values (~2.2 MB).
     """
 
     def __init__(self) -> None:
@@ -652,12 +700,11 @@ class GoGzipCompressor:
 
     def _window(self, window: bytes) -> None:
         """Go's encSpeed for one window of at least 128 bytes."""
-        n = len(window)
-        encoded = self._matcher.encode(window)
-        if encoded is None or encoded[1] > n - (n >> 4):
+        symbols = self._matcher.encode(window)
+        if symbols is None:
             _write_huffman_only(self._writer, window)
         else:
-            _write_dynamic(self._writer, encoded[0], window, self._code_table)
+            _write_dynamic(self._writer, symbols, window, self._code_table)
 
     def _take(self) -> bytes:
         out = self._writer.take()
