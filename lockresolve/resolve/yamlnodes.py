@@ -99,21 +99,22 @@ def _allowed_alias_ratio(decodes: int) -> float:
     return 0.99 - 0.89 * ((decodes - low) / (high - low))
 
 
-def _parser() -> YAML:
-    """ruamel's libyaml-based parser when ruamel.yaml.clib is installed (about twenty
-    times faster; same events, marks and errors), else its pure-Python one."""
-    global _PURE
-    if _PURE is None:
+def _parse(text: str) -> list[Event]:
+    """Parser events for ``text``.
+
+    ruamel's libyaml binding (ruamel.yaml.clib, when installed) is about twenty
+    times faster and gives the same events and marks, but its libyaml is older
+    and refuses some YAML the pure-Python parser (like Go's yaml.v2) accepts,
+    for example ``{image: reg.io/b:1}``. So a refusal is checked again with the
+    pure-Python parser, whose verdict and message count.
+    """
+    fast = YAML(typ="safe")
+    if fast.Parser is not None and "clib" in getattr(fast.Parser, "__module__", ""):
         try:
-            import ruamel.yaml.clib  # noqa: F401
-
-            _PURE = False
-        except ImportError:
-            _PURE = True
-    return YAML(typ="safe", pure=_PURE)
-
-
-_PURE: bool | None = None
+            return list(fast.parse(text))
+        except YAMLError:
+            pass
+    return list(YAML(typ="safe", pure=True).parse(text))
 
 
 def _line_of(text: str, index: int) -> int:
@@ -183,7 +184,7 @@ class _Composer:
                 f"document nesting exceeds {MAX_DEPTH} levels", _line_of(self.text, too_deep)
             )
         try:
-            yield from _parser().parse(self.text)
+            yield from _parse(self.text)
         except ReaderError as exc:
             char = exc.character
             code = ord(char) if isinstance(char, str) and len(char) == 1 else char
