@@ -646,6 +646,8 @@ def _safe_excerpt(text: str) -> str:
     line = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not line or "{" in line or "secret" in line.lower() or "password" in line.lower():
         return ""
+    if re.search(r"[A-Za-z0-9+/=_.:-]{20,}", line):
+        return ""  # a long unbroken run could be a token or password printed bare
     return line[:200]
 
 
