@@ -415,6 +415,12 @@ echo 'password leak-secret' >&2
 exit 1
 """
 
+HELPER_BARE = """#!/bin/sh
+cat >/dev/null
+echo 'ghp_0123456789abcdefghijklmnopqrstuvwxyzAB'
+exit 2
+"""
+
 # A child process keeps stdout open: killing only the shell would not end the wait.
 HELPER_HANG = """#!/bin/sh
 sleep 30
@@ -430,6 +436,7 @@ def helper_env(tmp_path: Path) -> dict[str, str]:
         "test": HELPER_TEST,
         "fail": HELPER_FAIL,
         "leaky": HELPER_LEAKY,
+        "bare": HELPER_BARE,
         "hang": HELPER_HANG,
     }.items():
         script = bin_dir / f"docker-credential-{name}"
@@ -522,6 +529,16 @@ def test_failing_helper_output_with_secrets_is_not_repeated(
     assert "docker-credential-leaky" in str(info.value)
     for text in (str(info.value), repr(info.value), repr(info.value.args)):
         assert "leak-secret" not in text
+
+
+def test_failing_helper_printing_a_bare_token_is_not_repeated(
+    tmp_path: Path, helper_env: dict[str, str]
+) -> None:
+    kc = keychain(helper_env, config={"credsStore": "bare"}, tmp_path=tmp_path)
+    with pytest.raises(CredentialError) as info:
+        kc.resolve("gcr.io")
+    assert "exit status 2" in str(info.value)
+    assert "ghp_0123456789" not in str(info.value)
 
 
 def test_helper_answer_not_json(tmp_path: Path, helper_env: dict[str, str]) -> None:
