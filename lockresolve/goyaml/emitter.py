@@ -35,7 +35,11 @@ __all__ = ["marshal"]
 _PLAIN, _SINGLE, _DOUBLE, _LITERAL = "plain", "single", "double", "literal"
 
 
-@dataclass(frozen=True)
+_BREAK_CHARS = frozenset("\r\n\x85\u2028\u2029")
+_ODD_BREAK_CHARS = _BREAK_CHARS - {"\n"}
+
+
+@dataclass(frozen=True, slots=True)
 class _Ev:
     kind: (
         str  # stream_start doc_start map_start map_end seq_start seq_end scalar doc_end stream_end
@@ -43,6 +47,13 @@ class _Ev:
     value: str = ""
     style: str = _PLAIN
     flow: bool = False
+
+
+# the events without a value, shared (events are immutable)
+_STREAM_START, _STREAM_END = _Ev("stream_start"), _Ev("stream_end")
+_DOC_START, _DOC_END = _Ev("doc_start"), _Ev("doc_end")
+_MAP_START, _MAP_END = _Ev("map_start"), _Ev("map_end")
+_SEQ_START, _SEQ_END = _Ev("seq_start"), _Ev("seq_end")
 
 
 class _Emitter:
@@ -103,8 +114,9 @@ class _Emitter:
             or (self.column == indent and not self.whitespace)
         ):
             self.put_break()
-        while self.column < indent:
-            self.put(" ")
+        if self.column < indent:
+            self.out.append(" " * (indent - self.column))
+            self.column = indent
         self.whitespace = True
         self.indention = True
 
@@ -350,6 +362,14 @@ class _Emitter:
     def write_plain(self, value: str, allow_breaks: bool) -> None:
         if not self.whitespace:
             self.put(" ")
+        if value and " " not in value and not _BREAK_CHARS.intersection(value):
+            # No space and no break: the loop below would write every character as is.
+            self.out.append(value)
+            self.column += len(value)
+            self.whitespace = self.indention = False
+            if self.root_context:
+                self.open_ended = True
+            return
         spaces = breaks = False
         n = len(value)
         i = 0
@@ -460,6 +480,21 @@ class _Emitter:
         self.indention = True
         self.whitespace = True
         breaks = True
+        if not _ODD_BREAK_CHARS.intersection(value):
+            # Line by line: what the loop below does character by character.
+            for i, part in enumerate(value.split("\n")):
+                if i:
+                    self.put_break()
+                    self.indention = True
+                    breaks = True
+                if part:
+                    if breaks:
+                        self.write_indent()
+                    self.out.append(part)
+                    self.column += len(part)
+                    self.indention = False
+                    breaks = False
+            return
         for c in value:
             if is_break(c):
                 self.write_break(c)
@@ -508,8 +543,8 @@ def _scalar_event(value: object) -> _Ev:
 
 def _events(data: object) -> Iterator[_Ev]:
     """Events for ``data`` in document order, without recursion."""
-    yield _Ev("stream_start")
-    yield _Ev("doc_start")
+    yield _STREAM_START
+    yield _DOC_START
     stack: list[Iterator[object] | _Ev] = [iter((data,))]
     while stack:
         top = stack[-1]
@@ -525,22 +560,22 @@ def _events(data: object) -> Iterator[_Ev]:
         if isinstance(item, _Ev):
             yield item
         elif isinstance(item, Mapping):
-            yield _Ev("map_start")
+            yield _MAP_START
             keys = sort_keys([str(k) for k in item])
             pairs: list[object] = []
             for k in keys:
                 pairs.append(_scalar_event(k))
                 pairs.append(item[k])
-            stack.append(_Ev("map_end"))
+            stack.append(_MAP_END)
             stack.append(iter(pairs))
         elif isinstance(item, list | tuple):
-            yield _Ev("seq_start")
-            stack.append(_Ev("seq_end"))
+            yield _SEQ_START
+            stack.append(_SEQ_END)
             stack.append(iter(item))
         else:
             yield _scalar_event(item)
-    yield _Ev("doc_end")
-    yield _Ev("stream_end")
+    yield _DOC_END
+    yield _STREAM_END
 
 
 def marshal(data: object) -> str:

@@ -218,8 +218,9 @@ def is_base60_float(s: str) -> bool:
     return _BASE60_FLOAT.fullmatch(s) is not None
 
 
+@functools.lru_cache(maxsize=4096)
 def plain_is_string(s: str) -> bool:
-    """yaml.v2 ``stringv``: may this string be written without quotes?"""
+    """yaml.v2 ``stringv``: may this string be written without quotes? (cached: keys repeat)"""
     kind, _ = resolve_plain(s)
     return kind is ScalarKind.STR and not is_base60_float(s)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -51,7 +52,39 @@ class ScalarAnalysis:
     block_allowed: bool
 
 
+# Image references, names, tags, digests: an alphanumeric first character, then only
+# characters that are never an indicator inside a scalar (":" aside, handled below),
+# no space, no break, all printable. For these the full analysis below always gives
+# the answer _simple_analysis gives (tests/resolve/test_goyaml.py compares the two).
+_SIMPLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./@:+=~-]*")
+_SIMPLE_PLAIN = ScalarAnalysis(False, True, True, True, True)
+_SIMPLE_COLON = ScalarAnalysis(False, False, True, True, True)
+
+
+def _simple_analysis(value: str) -> ScalarAnalysis | None:
+    """The analysis of an ordinary token-like value, or None when it needs the full one."""
+    if not _SIMPLE.fullmatch(value) or value[-1] == ":":
+        return None
+    return _SIMPLE_COLON if ":" in value else _SIMPLE_PLAIN
+
+
 def analyze_scalar(value: str) -> ScalarAnalysis:
+    """yaml.v2's judgement of ``value`` (what styles can write it)."""
+    simple = _simple_analysis(value)
+    if simple is not None:
+        return simple
+    return _analyze_cached(value) if len(value) <= _CACHE_MAX_LEN else _analyze(value)
+
+
+_CACHE_MAX_LEN = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyze_cached(value: str) -> ScalarAnalysis:
+    return _analyze(value)
+
+
+def _analyze(value: str) -> ScalarAnalysis:
     if not value:
         return ScalarAnalysis(False, False, True, True, False)
     block_ind = flow_ind = line_breaks = special = False

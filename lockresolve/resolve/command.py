@@ -101,6 +101,8 @@ def run_resolve_command(
         pins=load_pins(imgpkg_lock_output, update=update, update_refs=update_refs),
         own_lock=imgpkg_lock_output,
         registry=settings,
+        # --check and --quiet never print the documents: skip writing them
+        render=not (check or quiet),
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

@@ -19,10 +19,12 @@ returned as data.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +62,7 @@ from lockresolve.resolve.documents import (
     parse_source,
 )
 from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
+from lockresolve.resolve.origins import origins_data
 from lockresolve.resolve.render import render_resource
 from lockresolve.resolve.resolver import Resolver, parse_platform
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
@@ -112,6 +115,9 @@ class ResolveOptions:
     #: re-run gives the same bytes and ``--update`` can re-resolve its references.
     own_lock: str | os.PathLike[str] | None = None
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    #: write the resolved documents (``ResolveResult.output``); False leaves ``output``
+    #: empty, for callers that only want the locks (``--check``, ``--quiet``)
+    render: bool = True
 
 
 @dataclass(frozen=True)
@@ -348,7 +354,7 @@ async def resolve_inputs(
         stats=stats,
         options=options,
     )
-    if failures:
+    if failures or not options.render:
         return result
     output = "".join(
         render_resource(r, rules, resolved, annotate=options.images_annotation).text
@@ -437,6 +443,9 @@ def load_pins(
 
 def pins_from_images_lock(text: str, source: str) -> dict[str, ResolvedImage]:
     """The results recorded in an ImagesLock written by lockresolve or kbld."""
+    fast = _pins_from_written_lock(text)
+    if fast is not None:
+        return fast
     lock = read_images_lock(text, source)
     pins: dict[str, ResolvedImage] = {}
     for entry in lock.images:
@@ -447,6 +456,96 @@ def pins_from_images_lock(text: str, source: str) -> dict[str, ResolvedImage]:
         def fail(message: str) -> InputError:
             return InputError(message, source=source)
 
-        origins = parse_origins(entry.annotations.get(ORIGINS_ANNOTATION, ""), fail)
+        origins = _parse_origins_cached(entry.annotations.get(ORIGINS_ANNOTATION, ""), fail)
         pins[ref] = ResolvedImage(entry.image, origins)
     return pins
+
+
+# --- reading a lock in the form lockresolve and kbld write ----------------------------
+#
+# Reading a lock strictly (a YAML parse of the file, then of every origins annotation)
+# costs more than writing it. A lock in the exact form images_lock_text writes is read
+# here by its layout instead, and the result is kept only if writing it back gives the
+# file byte for byte: then the strict reader would have read that same written text, so
+# it would have found these very entries. Anything else (hand edits, other layouts,
+# errors to report) goes to the strict reader.
+
+_LOCK_HEAD = f"---\napiVersion: {IMAGES_LOCK_API_VERSION}\nimages:\n"
+_LOCK_TAIL = "kind: ImagesLock\n"
+_LOCK_ENTRY = re.compile(
+    rf"- annotations:\n    {re.escape(ID_ANNOTATION)}: (?P<id>[^\s\"'][^\n]*)\n"
+    rf"(?:    {re.escape(ORIGINS_ANNOTATION)}: \|\n(?P<origins>(?:      [^\n]*\n)+))?"
+    r"  image: (?P<image>[^\s\"'][^\n]*)\n"
+)
+# The origins lockresolve writes for a resolved tag or a preresolved image, with plain
+# values (or a tag in double quotes without escapes, like "1.0"); any other origins
+# text is parsed as YAML (once per distinct text).
+_ORIGIN_RESOLVED = re.compile(
+    r"- resolved:\n(?:    tag: (?:([^\s\"'][^\n]*)|\"([^\"\\\n]*)\")\n)?"
+    r"    url: ([^\s\"'][^\n]*)\n"
+)
+_ORIGIN_PRERESOLVED = re.compile(r"- preresolved:\n    url: ([^\s\"'][^\n]*)\n")
+
+
+def _pins_from_written_lock(text: str) -> dict[str, ResolvedImage] | None:
+    """The pins of a lock in exactly the form it would be written in, else None."""
+    if not text.startswith(_LOCK_HEAD) or not text.endswith(_LOCK_TAIL):
+        return None
+    pos, end = len(_LOCK_HEAD), len(text) - len(_LOCK_TAIL)
+    entries: list[LockEntry] = []
+    try:
+        while pos < end:
+            m = _LOCK_ENTRY.match(text, pos, end)
+            if m is None:
+                return None
+            pos = m.end()
+            ref = Reference.parse(m["image"])
+            if ref.digest is None:
+                return None
+            image = str(ref)
+            raw = m["origins"]
+            origins = _written_origins(raw.replace("\n      ", "\n")[6:]) if raw else ()
+            entries.append(LockEntry(m["id"], image, origins))
+    except LockresolveError:
+        return None  # the strict reader says what is wrong
+    if not entries or images_lock_text(entries) != text:
+        return None
+    return {e.id: ResolvedImage(e.image, e.origins) for e in entries}
+
+
+def _written_origins(text: str) -> tuple[Mapping[str, object], ...]:
+    """Origins from an annotation's text (as marshal writes them when the lock is checked)."""
+    m = _ORIGIN_RESOLVED.fullmatch(text)
+    if m is not None:
+        plain, quoted, url = m.group(1, 2, 3)
+        tag = plain if plain is not None else quoted  # "1.0": no escapes in it
+        fields = {"url": url, "tag": tag} if tag is not None else {"url": url}
+        origins: tuple[Mapping[str, object], ...] = ({"resolved": fields},)
+    else:
+        m = _ORIGIN_PRERESOLVED.fullmatch(text)
+        if m is not None:
+            origins = ({"preresolved": {"url": m.group(1)}},)
+        else:
+            origins = _parse_origins_cached(text, InputError)
+    # No need to check here that marshal gives ``text`` back for these origins: the
+    # caller's check that the whole lock is written back byte for byte covers it.
+    return origins
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_origins_text(text: str) -> tuple[Mapping[str, object], ...] | str:
+    """parse_origins, or its error message (cached: many entries share one text)."""
+    try:
+        return parse_origins(text, InputError)
+    except InputError as exc:
+        return exc.message
+
+
+def _parse_origins_cached(
+    text: str, fail: Callable[[str], Exception]
+) -> tuple[Mapping[str, object], ...]:
+    parsed = _parse_origins_text(text)
+    if isinstance(parsed, str):
+        raise fail(parsed)
+    # copies: the cached records are shared, the caller's may be changed
+    return tuple(origins_data(parsed))  # type: ignore[arg-type]

@@ -14,10 +14,21 @@ exactly the data kbld would have written. When it does not, or when splicing
 is impossible (an anchor shared with another place, a flow construct that
 cannot take the edit), the resource is written as kbld writes it (sorted
 keys, Go yaml.v2 formatting), so the output is always right.
+
+The one exception to the re-parse is the common case where the result is
+known without it (``_Splicer.needs_check`` stays false): every edit either
+replaces a single-line plain, single- or double-quoted value in block context
+by a token-like string (an image reference: see ``_TOKEN``) written in the same
+style, or inserts one ``key: value`` entry, written by this module's emitter,
+as a new line just above a sibling key of a block mapping whose keys all
+start their lines at one column, in a whole document (not a list item) that
+ends with a line break. tests/resolve/test_render_fast.py checks that both
+ways give the same text over the conformance inputs and the corpus.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +52,15 @@ __all__ = [
 
 IMAGES_ANNOTATION = "kbld.k14s.io/images"
 _HEADER_KEYS = frozenset({"apiVersion", "kind"})
+
+# Strings that read back as themselves in every scalar style ``replace_scalar`` keeps
+# without a re-parse: no space, quote, backslash, break or indicator that matters
+# inside a scalar, and an alphanumeric first character (so no ``---``, ``-``, ``?``
+# or ``%`` at the start). Plain style still needs ``is_plain_safe`` (``1e3``, ``true``
+# and ``a:`` match too); replace_scalar quotes those, which is safe as well.
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./@:+=~-]*")
+#: tests set this to re-parse every result, to compare with the unchecked ones
+_ALWAYS_CHECK = False
 
 
 class _Unspliceable(Exception):
@@ -110,6 +130,7 @@ class _Map:
 
 _Value = _Str | _Map
 _ODD_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+_LINE_BREAKS = ("\n", *_ODD_BREAKS)
 
 
 def _key_text(key: str, flow: bool) -> str:
@@ -209,6 +230,8 @@ class _Splicer:
         self.parents = _parents(root)
         self.edits: list[_Edit] = []
         self.step = self._indent_step(resource.node)
+        #: whether the result must be parsed again to be trusted (see the module's doc)
+        self.needs_check = resource.item or bool(resource.implied)
 
     @staticmethod
     def _indent_step(node: MappingNode) -> int:
@@ -271,7 +294,22 @@ class _Splicer:
             )
         else:
             text = quote_double(new) + (self._eol_for(node) if block else "")
+        if not self._same_style_token(node, flow, new):
+            self.needs_check = True
         self.add(start, node.end, text)
+
+    def _same_style_token(self, node: ScalarNode, flow: bool, new: str) -> bool:
+        """Is ``new`` written as a token value in the style of ``node``, in a block collection?"""
+        if flow or node.style not in (None, "'", '"') or node.anchor is not None:
+            return False
+        if node.tag is not None or node.start >= node.end or not _TOKEN.fullmatch(new):
+            return False
+        if any(b in self.text[node.start : node.end] for b in _LINE_BREAKS):
+            return False
+        parent = self.parents.get(id(node))
+        if isinstance(parent, MappingNode):
+            return not any(k is node for k, _ in parent.pairs)
+        return isinstance(parent, SequenceNode)
 
     def _eol_for(self, node: ScalarNode) -> str:
         """A block scalar's span ends at the next line; keep a line break after the new value."""
@@ -310,6 +348,8 @@ class _Splicer:
             raise _Unspliceable("no key of the mapping starts a line")
         col = starts[0].column
         preferred = [k for k in starts if getattr(k, "value", None) not in after]
+        if not preferred or not self._plain_block_keys(mapping, col):
+            self.needs_check = True
         if preferred:
             pos = self.line_start(preferred[0].start)
         elif self._at_line_start(mapping.end):
@@ -321,6 +361,19 @@ class _Splicer:
             text = self.nl + text
         self.add(pos, pos, text)
 
+    def _plain_block_keys(self, mapping: MappingNode, col: int) -> bool:
+        """Are all keys plain strings (no merge key), each starting a line at ``col``?"""
+        if mapping.anchor is not None or mapping.tag is not None:
+            return False
+        for key, _ in mapping.pairs:
+            if not isinstance(key, ScalarNode) or key.style is not None or key.value == "<<":
+                return False
+            if key.anchor is not None or key.tag is not None or key.column != col:
+                return False
+            if not self._starts_line(key):
+                return False
+        return True
+
     def _starts_line(self, node: Node) -> bool:
         return not self.text[self.line_start(node.start) : node.start].strip(" ")
 
@@ -330,6 +383,7 @@ class _Splicer:
     def replace_value(
         self, mapping: MappingNode, key: Node, value_node: Node, value: _Value
     ) -> None:
+        self.needs_check = True
         if not any(k is key and v is value_node for k, v in mapping.pairs):
             raise _Unspliceable("the entry comes from a merge key")
         if mapping.flow:
@@ -386,6 +440,7 @@ class _Splicer:
         if self.res.item:
             body = self._dedent(body, self.res.node.column)
         if body and not body.endswith("\n"):
+            self.needs_check = True  # the added break could end a block scalar differently
             body += self.nl
         return body
 
@@ -430,11 +485,15 @@ def _plan_annotation(sp: _Splicer, res: Resource, value: str, counts: Mapping[in
     if mapping is None:
         raise _Unspliceable("metadata without a node")
     _check_single(counts, mapping)
+    if not _written_in(res.node, mapping):
+        sp.needs_check = True  # reached through a merge key
     anns = meta.get("annotations")
     if isinstance(anns, GoMap) and all(isinstance(v, str) for v in anns.values()):
         if anns.node is None:
             raise _Unspliceable("annotations without a node")
         _check_single(counts, anns.node)
+        if not _written_in(mapping, anns.node):
+            sp.needs_check = True
         if IMAGES_ANNOTATION in anns:
             node = anns.value_nodes[IMAGES_ANNOTATION]
             _check_single(counts, node)
@@ -448,6 +507,11 @@ def _plan_annotation(sp: _Splicer, res: Resource, value: str, counts: Mapping[in
         )
     else:
         sp.insert_entry(mapping, "annotations", entry)
+
+
+def _written_in(mapping: MappingNode, node: Node) -> bool:
+    """Is ``node`` the value of one of ``mapping``'s own entries (not a merged one)?"""
+    return any(v is node for _, v in mapping.pairs)
 
 
 def _check_single(counts: Mapping[int, int], node: Node) -> None:
@@ -499,6 +563,8 @@ def _splice(
     if annotation is not None:
         _plan_annotation(sp, res, annotation, counts)
     body = sp.apply()
+    if not sp.needs_check and not _ALWAYS_CHECK:
+        return body
     try:
         got = _reparse(body, res)
     except InputError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -108,13 +109,34 @@ def _parse(text: str) -> list[Event]:
     for example ``{image: reg.io/b:1}``. So a refusal is checked again with the
     pure-Python parser, whose verdict and message count.
     """
-    fast = YAML(typ="safe")
-    if fast.Parser is not None and "clib" in getattr(fast.Parser, "__module__", ""):
+    cparser = _clib_parser()
+    if cparser is not None:
+        # What ``YAML(typ="safe").parse`` does with the binding, without building a
+        # YAML object (its plug-in discovery globs the file system) and a loader
+        # class for every call: events need neither a constructor nor a resolver.
+        parser = cparser(text)
         try:
-            return list(fast.parse(text))
+            events: list[Event] = []
+            while parser.check_event():
+                events.append(parser.get_event())
+            return events
         except YAMLError:
             pass
+        finally:
+            parser.dispose()
     return list(YAML(typ="safe", pure=True).parse(text))
+
+
+_CLIB_PARSER: list[type[Any] | None] = []
+
+
+def _clib_parser() -> type[Any] | None:
+    """ruamel's libyaml parser class, or None when ruamel.yaml.clib is not installed."""
+    if not _CLIB_PARSER:
+        found = YAML(typ="safe").Parser
+        usable = found is not None and "clib" in getattr(found, "__module__", "")
+        _CLIB_PARSER.append(found if usable else None)
+    return _CLIB_PARSER[0]
 
 
 def _line_of(text: str, index: int) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lockresolve.goyaml import (
     ScalarKind,
@@ -155,3 +157,42 @@ def test_plain_safety_for_splicing() -> None:
     assert not is_plain_safe("a, b", flow=True) and is_plain_safe("a, b", flow=False)
     assert not is_plain_safe("", flow=False)
     assert quote_double('a"b\\c\n') == '"a\\"b\\\\c\\n"'
+
+
+_TOKEN_CHARS = "abcXYZ019_./@:+=~-"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a",
+        "0",
+        "-",
+        "a:",
+        ":a",
+        "a:b",
+        "a: b",
+        "@a",
+        "---a",
+        "...",
+        "registry.example.com:5000/team/app@sha256:" + "ab" * 32,
+        "docker.io/library/nginx:1.25",
+        "nginx",
+        "a b",
+        "a#b",
+        "a,b",
+        "a\u00e9",
+        "",
+    ],
+)
+def test_analyze_scalar_fast_path_matches_full_analysis(value: str) -> None:
+    from lockresolve.goyaml.scalar import _analyze, analyze_scalar
+
+    assert analyze_scalar(value) == _analyze(value)
+
+
+@given(st.text(alphabet=st.sampled_from(_TOKEN_CHARS), max_size=12))
+def test_analyze_scalar_fast_path_matches_full_analysis_generated(value: str) -> None:
+    from lockresolve.goyaml.scalar import _analyze, analyze_scalar
+
+    assert analyze_scalar(value) == _analyze(value)
