@@ -19,6 +19,7 @@ returned as data.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -304,13 +305,10 @@ async def resolve_inputs(
     async def resolve_one(ref: str) -> None:
         try:
             resolved[ref] = await resolver.resolve(ref)
-        except InvalidReferenceError as exc:
-            errors[ref] = exc.reason + _EXCLUDE_HINT
         except LockresolveError as exc:
-            message = str(exc)
-            if "invalid image reference" in message or "template" in message or not _parses(ref):
-                message += _EXCLUDE_HINT
-            errors[ref] = message
+            message = exc.reason if isinstance(exc, InvalidReferenceError) else str(exc)
+            # A value that is no image reference at all may be one on purpose: say how.
+            errors[ref] = message if _parses(ref) else message + _EXCLUDE_HINT
 
     resources: list[Resource] = []
     input_error: LockresolveError | None = None
@@ -360,16 +358,7 @@ async def resolve_inputs(
         render_resource(r, rules, resolved, annotate=options.images_annotation).text
         for r in resources
     )
-    return ResolveResult(
-        resources=result.resources,
-        config=config,
-        resolved=resolved,
-        failures=(),
-        occurrences=result.occurrences,
-        stats=stats,
-        output=output,
-        options=options,
-    )
+    return dataclasses.replace(result, output=output)
 
 
 def _parses(ref: str) -> bool:
