@@ -111,3 +111,17 @@ def test_a_bad_file_after_a_good_one_is_one_line(
     assert err.startswith(f"lockresolve: error: {bad}:")
     assert len(err.strip().splitlines()) == 1
     assert not lock.exists()
+
+
+def test_an_image_kbld_would_build_is_refused_by_name(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "kbld.yml").write_text(
+        "apiVersion: kbld.k14s.io/v1alpha1\nkind: Config\nsources:\n- image: simple-app\n  path: .\n"
+    )
+    (tmp_path / "app.yml").write_text("kind: Pod\nspec:\n  containers:\n  - image: simple-app\n")
+    code, out, err = run(["-f", str(tmp_path)], capfd)
+    assert code == 1
+    assert out == ""
+    assert "Resolving image 'simple-app'" in err
+    assert "does not build images" in err

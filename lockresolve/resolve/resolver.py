@@ -81,29 +81,10 @@ class Resolver:
         self._platform = platform
         self._pending: dict[tuple[str, str], _Pending] = {}
 
-    def override_for(self, written: str) -> Override | None:
-        for override in self._config.overrides:
-            if override.matches(written):
-                return override
-        return None
-
-    def needs_registry(self, written: str) -> bool:
-        """Whether resolving ``written`` may send a request (used to skip opening a client)."""
-        url, platform = written, self._platform
-        override = self.override_for(written)
-        if override is not None:
-            url = override.new_image or url
-            platform = override.platform_selection or platform
-            if override.preresolved:
-                return False
-            if override.tag_selection is not None:
-                return True
-        return "@" not in url or platform is not None
-
     async def resolve(self, written: str) -> ResolvedImage:
         url = written
         platform = self._platform
-        override = self.override_for(written)
+        override = self._config.override_for(written)
         if override is not None:
             if override.new_image:
                 url = override.new_image
@@ -120,12 +101,11 @@ class Resolver:
             and override.tag_selection.semver is not None
         ):
             url = await self._select_tag(url, override)
-        for source in self._config.sources:
-            if source.matches(url):
-                raise ImageResolveError(
-                    f"lockresolve does not build images, but a kbld Sources entry matches "
-                    f"'{url}' (resolve it with kbld, or pin it with an override)"
-                )
+        if self._config.source_for(url) is not None:
+            raise ImageResolveError(
+                f"lockresolve does not build images, but a kbld Sources entry matches "
+                f"'{url}' (resolve it with kbld, or pin it with an override)"
+            )
         ref = _parse(url)
         if ref.digest is not None:
             resolved = ResolvedImage(url=f"{ref.context}@{ref.digest}", origins=())
