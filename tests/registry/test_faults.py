@@ -176,7 +176,7 @@ async def test_a_blob_transfer_cut_short_resumes_with_range(
     async with RegistryClient() as client:
         await push_image(client, registry.host, "faults/resume", "1", image)
     layer_digest = digest_of(image.layer)
-    plan = FaultPlan(sequence=[Fault.truncate(3 << 19)], methods=["GET"], path_contains="/blobs/")
+    plan = FaultPlan(sequence=[Fault.truncate(3 << 19)], methods={"GET"}, path_contains="/blobs/")
     proxy = fault_proxy_factory(registry.url, plan=plan)
     async with fake_time_client(TransportPolicy(), RecordingSleep()) as client:
         blob = client.get_blob(proxy.host, "faults/resume", layer_digest, chunk_size=1 << 16)
