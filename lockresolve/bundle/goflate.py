@@ -644,20 +644,15 @@ class GzipCompressor(Protocol):
     def flush(self) -> bytes: ...
 
 
-class GoGzipCompressor:
-    """Gzip exactly as Go's ``compress/gzip`` writes it at BestSpeed.
+class _GzipFrame:
+    """The gzip framing both compressors share: Go's header before the first bytes,
+    CRC-32 and size of the input, the trailer after the last deflate bytes.
 
-    ``compress(data)`` returns whatever compressed bytes are ready (the gzip
-    header first); ``flush()`` finishes the stream (last blocks and trailer).
-    Memory is bounded: one pending window, and the matcher's history of at
-    most eight windows (~0.55 MB) with its 4-byte values (~2.2 MB).
+    Subclasses give the deflate stream: :meth:`_deflate` for each input chunk and
+    :meth:`_finish` for the end of the stream.
     """
 
     def __init__(self) -> None:
-        self._matcher = _DeflateFast()
-        self._writer = _BitWriter()
-        self._code_table = list(_tables().code_table)
-        self._pending = bytearray()
         self._crc = 0
         self._size = 0
         self._started = False
@@ -668,6 +663,45 @@ class GoGzipCompressor:
             raise ValueError("compress() after flush()")
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
+        return self._framed(self._deflate(data))
+
+    def flush(self) -> bytes:
+        if self._finished:
+            return b""
+        self._finished = True
+        trailer = self._crc.to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(4, "little")
+        return self._framed(self._finish()) + trailer
+
+    def _framed(self, out: bytes) -> bytes:
+        if not self._started:
+            self._started = True
+            return GZIP_HEADER + out
+        return out
+
+    def _deflate(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def _finish(self) -> bytes:
+        raise NotImplementedError
+
+
+class GoGzipCompressor(_GzipFrame):
+    """Gzip exactly as Go's ``compress/gzip`` writes it at BestSpeed.
+
+    ``compress(data)`` returns whatever compressed bytes are ready (the gzip
+    header first); ``flush()`` finishes the stream (last blocks and trailer).
+    Memory is bounded: one pending window, and the matcher's history of at
+    most eight windows (~0.55 MB) with its 4-byte values (~2.2 MB).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._matcher = _DeflateFast()
+        self._writer = _BitWriter()
+        self._code_table = list(_tables().code_table)
+        self._pending = bytearray()
+
+    def _deflate(self, data: bytes) -> bytes:
         view = memoryview(data).cast("B")
         if self._pending:
             need = _WINDOW - len(self._pending)
@@ -680,12 +714,9 @@ class GoGzipCompressor:
             self._window(bytes(view[:_WINDOW]))
             view = view[_WINDOW:]
         self._pending += view
-        return self._take()
+        return self._writer.take()
 
-    def flush(self) -> bytes:
-        if self._finished:
-            return b""
-        self._finished = True
+    def _finish(self) -> bytes:
         rest = bytes(self._pending)
         self._pending.clear()
         if len(rest) >= 128:
@@ -695,8 +726,7 @@ class GoGzipCompressor:
         elif rest:
             self._writer.write_stored(rest)
         self._writer.write_stored(b"", final=True)
-        trailer = self._crc.to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(4, "little")
-        return self._take() + trailer
+        return self._writer.take()
 
     def _window(self, window: bytes) -> None:
         """Go's encSpeed for one window of at least 128 bytes."""
@@ -706,43 +736,19 @@ class GoGzipCompressor:
         else:
             _write_dynamic(self._writer, symbols, window, self._code_table)
 
-    def _take(self) -> bytes:
-        out = self._writer.take()
-        if not self._started:
-            self._started = True
-            return GZIP_HEADER + out
-        return out
 
-
-class ZlibGzipCompressor:
+class ZlibGzipCompressor(_GzipFrame):
     """Go's gzip header around zlib's level-1 deflate stream: fast, but not imgpkg's bytes."""
 
     def __init__(self) -> None:
-        self._deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
-        self._crc = 0
-        self._size = 0
-        self._started = False
-        self._finished = False
+        super().__init__()
+        self._zlib = zlib.compressobj(1, zlib.DEFLATED, -15)
 
-    def compress(self, data: bytes) -> bytes:
-        if self._finished:
-            raise ValueError("compress() after flush()")
-        self._crc = zlib.crc32(data, self._crc)
-        self._size += len(data)
-        return self._header() + self._deflate.compress(data)
+    def _deflate(self, data: bytes) -> bytes:
+        return self._zlib.compress(data)
 
-    def flush(self) -> bytes:
-        if self._finished:
-            return b""
-        self._finished = True
-        trailer = self._crc.to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(4, "little")
-        return self._header() + self._deflate.flush() + trailer
-
-    def _header(self) -> bytes:
-        if self._started:
-            return b""
-        self._started = True
-        return GZIP_HEADER
+    def _finish(self) -> bytes:
+        return self._zlib.flush()
 
 
 def gzip_compressor(kind: Literal["go", "zlib"] = "go") -> GzipCompressor:
