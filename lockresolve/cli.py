@@ -97,7 +97,7 @@ def cli() -> None:
     is_flag=True,
     help="Print no documents and no 'resolve | final' lines; say what changed in the locks.",
 )
-@registry_options
+@registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""
     from lockresolve.resolve.command import run_resolve_command

@@ -85,7 +85,7 @@ def _run(settings: RegistrySettings, work: Callable[[RegistryClient], Awaitable[
     is_flag=True,
     help="First resolve the images in the bundle's YAML into .imgpkg/images.yml (-b only).",
 )
-@registry_options
+@registry_options()
 def push_command(**kwargs: Any) -> None:
     """Push files as a bundle (-b) or a plain image (-i), as imgpkg push."""
     from lockresolve.bundle.image import parse_label_flags
@@ -159,7 +159,7 @@ def push_command(**kwargs: Any) -> None:
     "--image-is-bundle-check", True, "Refuse a bundle given with -i (false: pull its files)."
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
-@registry_options
+@registry_options()
 def pull_command(**kwargs: Any) -> None:
     """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
     from lockresolve.bundle.progress import Progress
@@ -216,7 +216,7 @@ def tag_group() -> None:
 @click.option("-i", "--image", required=True, help="Repository (any tag is ignored).")
 @click.option("--digests", is_flag=True, help="Show each tag's digest.")
 @click.option("--imgpkg-internal-tags", "internal", is_flag=True, help="Show *.imgpkg tags.")
-@registry_options
+@registry_options()
 def tag_list_command(**kwargs: Any) -> None:
     """List the tags of a repository."""
     from lockresolve.bundle.tags import format_tag_table, list_tags
@@ -238,7 +238,7 @@ tag_group.add_command(tag_list_command, "ls")
 
 @tag_group.command("resolve")
 @click.option("-i", "--image", required=True, help="Image reference to resolve.")
-@registry_options
+@registry_options()
 def tag_resolve_command(**kwargs: Any) -> None:
     """Print the digest reference of an image."""
     from lockresolve.bundle.tags import resolve_tag
@@ -271,7 +271,7 @@ def tag_resolve_command(**kwargs: Any) -> None:
 )
 @click.option("--repo-based-tags", is_flag=True, help="Tag items <repo-path>-sha256-<hex>.imgpkg.")
 @click.option("--resume", is_flag=True, help="With --to-tar: reuse valid blobs of an earlier tar.")
-@registry_options
+@registry_options()
 def copy_command(**kwargs: Any) -> None:
     """Copy a bundle, image or lock between registries, tars and OCI layouts, as imgpkg copy."""
     from lockresolve.bundle.copy import CopySource, copy

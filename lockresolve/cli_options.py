@@ -35,9 +35,23 @@ def bool_option(name: str, default: bool, help: str) -> Callable[[F], F]:
     )
 
 
-def registry_options(func: F) -> F:
-    """The ``--registry-*`` flags shared by every command that talks to a registry."""
-    options = [
+def registry_options(*, concurrency: int = 16) -> Callable[[F], F]:
+    """The ``--registry-*`` flags shared by every command that talks to a registry.
+
+    ``concurrency``: the command's default for ``--concurrency`` (the values of
+    ``lockresolve.registry.transport``, not imported here to keep start-up fast).
+    """
+
+    def decorate(func: F) -> F:
+        for option in reversed(_registry_option_list(concurrency)):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _registry_option_list(concurrency: int) -> list[Callable[[F], F]]:
+    return [
         click.option(
             "--registry-ca-cert-path",
             "ca_cert_paths",
@@ -74,15 +88,12 @@ def registry_options(func: F) -> F:
         click.option(
             "--concurrency",
             type=click.IntRange(1, 256),
-            default=16,
+            default=concurrency,
             show_default=True,
             help="Requests in flight per registry host.",
         ),
         click.option("-v", "--verbose", is_flag=True, help="Log every HTTP request to stderr."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:

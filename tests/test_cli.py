@@ -39,6 +39,28 @@ def test_help_on_every_command(command: list[str], capfd: pytest.CaptureFixture[
     assert out.startswith("Usage:")
 
 
+def test_concurrency_defaults_follow_the_registry_core() -> None:
+    """The CLI cannot import the constants (start-up), so its defaults are checked here."""
+    import click
+
+    from lockresolve.cli import cli
+    from lockresolve.registry.transport import DEFAULT_CONCURRENCY, RESOLVE_CONCURRENCY
+
+    def default(command: click.Command) -> object:
+        return next(p.default for p in command.params if p.name == "concurrency")
+
+    assert isinstance(cli, click.Group)
+    ctx = click.Context(cli)
+    names = cli.list_commands(ctx)
+    assert {"resolve", "push", "pull", "copy", "tag"} <= set(names)
+    for name in names:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        if any(p.name == "concurrency" for p in command.params):
+            expected = RESOLVE_CONCURRENCY if name == "resolve" else DEFAULT_CONCURRENCY
+            assert default(command) == expected, name
+
+
 def test_console_script_is_installed() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "lockresolve.cli", "--version"], capture_output=True, text=True

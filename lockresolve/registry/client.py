@@ -36,6 +36,7 @@ from lockresolve.mediatypes import MANIFEST_ACCEPT
 from lockresolve.reference import Reference
 from lockresolve.registry.auth import REGISTRY_EXT, SCOPES_EXT, CredentialSource, RegistryAuth
 from lockresolve.registry.credentials import Credential
+from lockresolve.registry.httpclient import build_http_client
 from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha256_digest
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
@@ -49,7 +50,7 @@ from lockresolve.registry.protocol import (
     tags_path,
     upload_path,
 )
-from lockresolve.registry.transport import TransportPolicy, build_http_client
+from lockresolve.registry.transport import TransportPolicy
 
 __all__ = ["BodyFactory", "RegistryClient", "RequestStats"]
 

@@ -48,6 +48,7 @@ from lockresolve.lock import (
 from lockresolve.reference import Reference
 from lockresolve.registry.model import RequestStats
 from lockresolve.registry.settings import RegistrySettings
+from lockresolve.registry.transport import RESOLVE_CONCURRENCY
 from lockresolve.resolve.config import (
     Config,
     Override,
@@ -100,6 +101,10 @@ class TextInput:
     text: str
 
 
+def _resolve_settings() -> RegistrySettings:
+    return RegistrySettings(concurrency=RESOLVE_CONCURRENCY)
+
+
 @dataclass(frozen=True)
 class ResolveOptions:
     """What kbld's flags say, as plain values."""
@@ -115,7 +120,8 @@ class ResolveOptions:
     #: overrides, which would add a ``preresolved`` origin to every entry), so a
     #: re-run gives the same bytes and ``--update`` can re-resolve its references.
     own_lock: str | os.PathLike[str] | None = None
-    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    #: the registry flags; ``RESOLVE_CONCURRENCY`` (32) requests per host unless set
+    registry: RegistrySettings = field(default_factory=_resolve_settings)
     #: write the resolved documents (``ResolveResult.output``); False leaves ``output``
     #: empty, for callers that only want the locks (``--check``, ``--quiet``)
     render: bool = True

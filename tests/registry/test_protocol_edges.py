@@ -69,6 +69,26 @@ async def test_head_digest_is_trusted_and_no_get_is_sent(httpx_mock: HTTPXMock) 
         assert media_type in accept
 
 
+async def test_cookies_a_registry_sets_are_never_sent_back(httpx_mock: HTTPXMock) -> None:
+    # Go's http.Client without a Jar (go-containerregistry, kbld, imgpkg) ignores them.
+    for tag in ("1", "2"):
+        httpx_mock.add_response(
+            method="HEAD",
+            url=f"{BASE}/v2/app/manifests/{tag}",
+            headers={
+                "Docker-Content-Digest": DIGEST,
+                "Content-Type": "application/vnd.oci.image.manifest.v1+json",
+                "Set-Cookie": "session=secret; Path=/",
+            },
+        )
+    async with client() as c:
+        await c.resolve(ref("registry.example/app:1"))
+        await c.resolve(ref("registry.example/app:2"))
+    sent = httpx_mock.get_requests()
+    assert len(sent) == 2
+    assert all("cookie" not in request.headers for request in sent)
+
+
 @pytest.mark.parametrize("head_status", [200, 405, 501])
 async def test_get_only_when_head_gives_no_digest_or_is_not_allowed(
     httpx_mock: HTTPXMock, head_status: int
