@@ -33,6 +33,7 @@ requests per unique tag, observed there as 2,000 requests for 500 tags; 4 worker
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import statistics
@@ -62,6 +63,7 @@ from bench_registry import (
 )
 
 from lockresolve.registry.settings import RegistrySettings
+from lockresolve.registry.transport import RESOLVE_CONCURRENCY
 from lockresolve.resolve.engine import (
     ResolveOptions,
     pins_from_images_lock,
@@ -161,8 +163,9 @@ class Counted:
 
 
 class Bench:
-    def __init__(self, setup: Setup, auth: str, work: Path) -> None:
+    def __init__(self, setup: Setup, auth: str, work: Path, concurrency: int) -> None:
         self.setup = setup
+        self.concurrency = concurrency
         self.auth = auth
         self.work = work
         self.docker_config = work / "docker-config"
@@ -199,9 +202,11 @@ class Bench:
     ) -> tuple[Counted, str]:
         """``resolve_inputs`` in this process (start-up excluded); ``pins``: an earlier lock."""
         reg = self.setup.registry
-        settings = RegistrySettings()
+        settings = RegistrySettings(concurrency=self.concurrency)
         if reg.credentials is not None:
-            settings = RegistrySettings(username=reg.credentials[0], password=reg.credentials[1])
+            settings = dataclasses.replace(
+                settings, username=reg.credentials[0], password=reg.credentials[1]
+            )
         options = ResolveOptions(registry=settings, pins=dict(pins or {}))
         saved = os.environ.get("DOCKER_CONFIG")
         os.environ["DOCKER_CONFIG"] = str(self.docker_config)
@@ -305,6 +310,7 @@ def run_case(
     lock = case / ".imgpkg" / "images.yml"
     written = write_inputs(inputs, host, names, files)
     argv = ["-f", str(inputs), "--imgpkg-lock-output", str(lock)]
+    argv += ["--concurrency", str(bench.concurrency)]
     if not bench.warm:
         # Untimed: fills the bytecode cache, imports everything in this process, and
         # warms the registry's file cache.
@@ -369,9 +375,10 @@ def kbld_model(n: int, delay_ms: float) -> tuple[int, float | None]:
     return requests, requests / KBLD_WORKERS * delay_ms / 1000
 
 
-def print_tables(rows: list[Row]) -> None:
+def print_tables(rows: list[Row], concurrency: int) -> None:
     print()
     print(machine_line())
+    print(f"Concurrency: {concurrency} requests per registry host")
     print(f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; load average ", end="")
     print(" ".join(f"{x:.2f}" for x in os.getloadavg()))
     print()
@@ -446,6 +453,12 @@ def main() -> None:
     parser.add_argument("--auth", default="none,token", help="none, basic, token (comma list)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--files", type=int, default=20, help="YAML files per case")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=RESOLVE_CONCURRENCY,
+        help=f"requests per registry host (default {RESOLVE_CONCURRENCY}, resolve's own)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -469,7 +482,7 @@ def main() -> None:
             setup = start_registry(work / f"reg-{auth}", auth, storage=seeder.registry.storage_dir)
             proxy = ProxyProcess(setup.registry.url) if any(d > 0 for d in delays) else None
             try:
-                bench = Bench(setup, auth, work)
+                bench = Bench(setup, auth, work, args.concurrency)
                 for n in sizes:
                     for delay in delays:
                         rows.append(
@@ -487,7 +500,7 @@ def main() -> None:
             print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print_tables(rows)
+    print_tables(rows, args.concurrency)
 
 
 if __name__ == "__main__":
