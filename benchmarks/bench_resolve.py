@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import shutil
 import statistics
@@ -156,6 +157,8 @@ class Counted:
     cpu_seconds: float | None = None
     #: CPU seconds spent parsing inputs and rendering output (in-process runs)
     phases: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of the registry and the delay proxy processes during the run
+    others: dict[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -171,6 +174,10 @@ class Bench:
         self.docker_config = work / "docker-config"
         self.docker_config.mkdir(exist_ok=True)
         self.warm = False
+        #: other processes whose CPU time in-process runs record, by name
+        self.watched: dict[str, int] = {}
+        if setup.registry.pid is not None:
+            self.watched["registry"] = setup.registry.pid
 
     def _marks(self) -> tuple[int, int]:
         reg = self.setup.registry
@@ -212,6 +219,7 @@ class Bench:
         os.environ["DOCKER_CONFIG"] = str(self.docker_config)
         try:
             marks = self._marks()
+            others = {name: process_cpu(pid) for name, pid in self.watched.items()}
             with phase_timer() as phases:
                 start = time.perf_counter()
                 cpu = time.process_time()
@@ -225,9 +233,16 @@ class Bench:
                 os.environ["DOCKER_CONFIG"] = saved
         if result.failures:
             raise SystemExit("in-process resolve failed:\n" + "\n".join(map(str, result.failures)))
+        others = {name: process_cpu(pid) - others[name] for name, pid in self.watched.items()}
         registry, token = self._counts(marks)
-        counted = Counted(seconds, registry, token, result.stats.total, cpu, dict(phases))
+        counted = Counted(seconds, registry, token, result.stats.total, cpu, dict(phases), others)
         return counted, result.images_lock_text()
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 #: engine functions whose CPU time is reported (parsing inputs, rendering output)
@@ -284,6 +299,10 @@ class Row:
     check: list[Counted]
 
 
+def _ms_per_request(process: str, run: Counted) -> float:
+    return run.others.get(process, 0.0) * 1000 / max(run.total, 1)
+
+
 def med(runs: list[Counted], what: Callable[[Counted], float | None]) -> float:
     return statistics.median(float(what(r) or 0.0) for r in runs)
 
@@ -298,10 +317,12 @@ def run_case(
     repeat: int,
 ) -> Row:
     host = bench.setup.registry.host
+    bench.watched.pop("delay proxy", None)
     if delay_ms > 0:
         assert proxy is not None
         proxy.set_delay(delay_ms)
         host = proxy.host
+        bench.watched["delay proxy"] = proxy.proc.pid
     if bench.setup.token_proxy is not None:
         bench.setup.token_proxy.set_delay(delay_ms)
     n = len(names)
@@ -412,16 +433,23 @@ def print_tables(rows: list[Row], concurrency: int) -> None:
     print()
     print(
         "| auth | unique images | added delay (ms) | wall (s) | CPU (s) | parse CPU (s) "
-        "| render CPU (s) | other CPU (s) | pinned wall (s) | pinned requests |"
+        "| render CPU (s) | other CPU (s) | registry CPU per request (ms) "
+        "| delay proxy CPU per request (ms) | pinned wall (s) | pinned requests |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         cpu = med(r.inproc, lambda x: x.cpu_seconds)
         parse = med(r.inproc, lambda x: x.phases.get("parse"))
         render = med(r.inproc, lambda x: x.phases.get("render"))
+        per_request = {
+            name: med(r.inproc, functools.partial(_ms_per_request, name))
+            for name in ("registry", "delay proxy")
+        }
+        proxy_cpu = f"{per_request['delay proxy']:.2f}" if r.delay_ms > 0 else "-"
         print(
             f"| {r.auth} | {r.images} | {r.delay_ms:g} | {med(r.inproc, lambda x: x.seconds):.2f} "
             f"| {cpu:.2f} | {parse:.2f} | {render:.2f} | {cpu - parse - render:.2f} "
+            f"| {per_request['registry']:.2f} | {proxy_cpu} "
             f"| {med(r.pinned, lambda x: x.seconds):.2f} | {max(x.total for x in r.pinned)} |"
         )
     print()

@@ -356,6 +356,11 @@ class Registry:
         return (self.options.username, self.options.password)
 
     @property
+    def pid(self) -> int | None:
+        """The registry process (benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
