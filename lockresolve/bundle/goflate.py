@@ -19,41 +19,53 @@ stored block when coding saves too little.  A final window under 128 bytes is
 stored (16 bytes or less) or Huffman-only.  An empty final stored block ends
 the stream; the gzip header is ``1f8b 0800 0000 0000 04ff``.
 
-The trade-off: the port runs at roughly 4-5 MB/s on YAML-like text and about
-30 MB/s on incompressible bytes (CPython 3.11); zlib does ~100 MB/s on text.
+The trade-off: the port runs at roughly 5 MB/s on digest-heavy YAML text, 6-7
+MB/s on a tar of real manifests and about 30 MB/s on incompressible bytes
+(CPython 3.11); zlib does ~100 MB/s on text.
 :class:`ZlibGzipCompressor` has the same interface and the same gzip header
 but zlib's level-1 deflate stream: much faster, equally valid gzip, but its
 bytes (and so the layer digest) differ from imgpkg's.  Use it for very large
 layers when digest parity with imgpkg does not matter.
 
 Speed tricks (none changes the output): each window's 4-byte values are
-computed in bulk with C-level array operations, and only once the window's
-first match is found, so incompressible windows never need them (hashing in
-bulk too, with one big-integer multiplication per window, measured slower
-than hashing the ~25 % of positions Go actually probes; so did keeping the
-values in a list rather than an array: fewer interpreter steps, but 65,535
-new int objects per window cost more in allocation and cache misses).
-Windows are appended to one history buffer, so hash-table entries are
-positions in it that stay valid from window to window; the table is shifted
-only when the buffer is cut back, every eight windows (shifting 16,384
-entries cost ~5 % of a window).  Entries that can no longer match point into
-dummy padding, so every entry indexes the values array and the matcher tests
-a candidate's value before its distance (one test instead of two on the
-common mismatch).  Matches are extended by XOR of 4-byte values, then of
-``int.from_bytes`` slices; tokens are a flat list of small integers (literal
-bytes as themselves, then length, offset code and distance symbols) that
-``Counter`` counts (the match count, needed for the Huffman-only test, is
-the sum of the length-code counts) and one ``operator.itemgetter`` call turns
-into code strings (about twice as fast as ``map`` over ``__getitem__``); the
+computed in bulk (four strided ``bytearray`` copies interleave the bytes of an
+``array("I")``), and only once the window's first match is found, so
+incompressible windows never need them (hashing in bulk too, with one
+big-integer multiplication per window, measured slower than hashing the ~25 %
+of positions Go actually probes: ``int.from_bytes`` and ``to_bytes`` cost
+more per byte than the hashes they save; so did keeping the values in a list
+rather than an array: fewer interpreter steps, but 65,535 new int objects
+per window cost more in allocation and cache misses; so did a dict caching
+each value's hash).  Windows are appended to one history buffer, so
+hash-table entries are positions in it that stay valid from window to
+window; the table is shifted only when the buffer is cut back, every eight
+windows (shifting 16,384 entries cost ~5 % of a window).  Beside each entry
+the table keeps its 4-byte value, as Go's ``tableEntry`` does, so a probe
+compares that instead of fetching the candidate's value, and tests the
+distance only on equal values.  In CPython 3.11 nearly every arithmetic
+operation on positions or values allocates an int (~200 machine
+instructions), so the matcher is written to do few of them: bounds are
+compared against ``s`` itself, a view of the values four bytes ahead needs
+no additions, tuples map bit lengths to byte offsets, and the byte probes
+iterate over a slice of values.  Matches are extended by XOR of 4-byte
+values, then of ``int.from_bytes`` slices in growing stages; tokens are a
+flat list of small integers (literal bytes as themselves, then minus the
+length, the offset code and the distance) that one ``operator.itemgetter``
+call turns into code strings (about twice as fast as ``map`` over
+``__getitem__``), and the matcher counts them as it goes (a list increment
+per match for its length and offset code, the literal bytes gathered for one
+``Counter``), which is cheaper than a ``Counter`` over all the symbols.  The
 bit stream is built as strings of ``0``/``1`` and converted with
 ``int(..., 2)``; Go's lazy package-merge for length-limited Huffman codes is
 replaced by the plain package-merge it abbreviates (same result, fewer
-Python steps, its per-item work in C-level ``map`` calls); and Huffman
-construction is skipped when an entropy bound already proves that Go stores
-the block.  On random bytes nearly all the time is ``Counter`` building the
-byte histogram that entropy bound needs (no C-level alternative in the
-standard library measured faster: 256 ``bytes.count`` passes, sorting,
-``translate`` partitions and chunked counting were all slower or equal).
+Python steps, its per-item work in C-level ``map`` calls, stopping once a
+level repeats the one below); and Huffman construction is skipped when an
+entropy bound already proves that Go stores the block.  On random bytes
+nearly all the time is ``Counter`` building the byte histogram that entropy
+bound needs (no C-level alternative in the standard library measured faster
+in wall time: 256 ``bytes.count`` passes, sorting, ``translate`` partitions
+(fewer instructions, but branch mispredictions) and chunked counting were
+all slower or equal).
 """
 
 from __future__ import annotations
@@ -63,12 +75,13 @@ import operator
 import sys
 import zlib
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from functools import cache, lru_cache
 from itertools import repeat
 from operator import itemgetter
 from struct import Struct
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 __all__ = [
     "GZIP_HEADER",
@@ -103,13 +116,18 @@ _OFFSET_EXTRA: Final = tuple(max(0, (c >> 1) - 1) for c in range(_NUM_OFF))
 _OFFSET_BASE: Final = tuple(
     c if c < 4 else ((2 | (c & 1)) << ((c >> 1) - 1)) for c in range(_NUM_OFF)
 )
-# Token symbols: 0-255 is a literal byte; a match is three symbols: its length,
-# its offset code, then its distance (which stands for the distance's extra bits).
-_LEN_SYM0: Final = 256  # 256 + length, length 4..258
-_CODE_SYM0: Final = 520  # 520 + offset code, code 0..29
-_DIST_SYM0: Final = 1024  # 1024 + distance, distance 1..32768
-_NUM_SYMS: Final = _DIST_SYM0 + _MAX_OFFSET + 1
+# Token symbols: 0-255 is a literal byte; a match is three symbols: minus its
+# length (a negative index: the code table keeps length codes at its end), its
+# offset code, then its distance (which stands for the distance's extra bits).
+_CODE_SYM0: Final = 256  # 256 + offset code, code 0..29
+_DIST_SYM0: Final = 512  # 512 + distance, distance 1..32768
+_NUM_SYMS: Final = _DIST_SYM0 + _MAX_OFFSET + 1 + _MAX_MATCH + 1  # then -258..-1
 _U32: Final = Struct("<I")
+# bit length of a power of two -> its byte (for a nonzero XOR of two byte strings:
+# the first byte where they differ); plus 4 for the XOR of values 4 bytes ahead.
+_LOW_BYTE: Final = tuple((b - 1) >> 3 for b in range(8 * _MAX_MATCH + 1))
+_LOW_BYTE_4: Final = tuple(4 + ((b - 1) >> 3) for b in range(33))
+_MINUS_4: Final = repeat(-4)  # an endless map argument: clears a key's two low bits
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 
 
@@ -122,8 +140,11 @@ class _Tables:
     """Per-symbol tables for match lengths and distances, built once on first use."""
 
     def __init__(self) -> None:
-        # (length's token symbol, its literal/length code, its extra bits), lengths 4..258
+        # (length, its literal/length code, its extra bits), lengths 4..258; a
+        # length's token symbol is minus the length
         self.lengths: list[tuple[int, int, str]] = []
+        # distance -> its offset code
+        self.dist_code: list[int] = [0]
         code = 0
         for length in range(3, _MAX_MATCH + 1):
             x = length - 3
@@ -131,7 +152,7 @@ class _Tables:
                 code += 1
             if length > 3:
                 extra = _lsb(x - _LENGTH_BASE[code], _LENGTH_EXTRA[code])
-                self.lengths.append((_LEN_SYM0 + length, 257 + code, extra))
+                self.lengths.append((length, 257 + code, extra))
         # distance -> (its offset code's token symbol, its own token symbol)
         self.dist_syms: list[tuple[int, int]] = [(0, 0)]
         # token symbol -> bits; the distance symbols (extra bits) never change
@@ -141,6 +162,7 @@ class _Tables:
             nbits = _OFFSET_EXTRA[c]
             for v in range(1 << nbits):
                 self.dist_syms.append((_CODE_SYM0 + c, _DIST_SYM0 + dist))
+                self.dist_code.append(c)
                 self.code_table[_DIST_SYM0 + dist] = _lsb(v, nbits)
                 dist += 1
 
@@ -160,25 +182,44 @@ def _bit_counts(freqs: list[int], max_bits: int) -> list[int]:
     order, at least three of them.  Go runs the lazy "boundary" package-merge;
     this is the plain package-merge it is a lazy form of, with the same tie
     rule (a package goes before a leaf of equal weight), which selects the same
-    items.  Items are keyed ``2 * weight + 1`` for a leaf, ``2 * weight`` for a
-    package, so sorting applies that rule.
+    items.  Items are keyed ``4 * weight + 1`` for a leaf, ``4 * weight`` for a
+    package, so sorting applies that rule, and a package's key is the sum of
+    its two items' keys with the two low bits cleared.
     """
     n = len(freqs)
     max_bits = min(max_bits, n - 1)
     need = 2 * n - 2  # items taken from the top list
-    leaves = [2 * f + 1 for f in freqs]
+    leaves = [4 * f + 1 for f in freqs]
     lists = [leaves]  # the deepest level holds leaves only
-    for _ in range(max_bits - 1):
-        # Pair up the items below (C-level maps): a package's key is 2 * its weight.
-        below = [*map(operator.and_, lists[-1], repeat(-2, need))]
-        packages = [*map(operator.add, below[0::2], below[1::2])]
-        lists.append(sorted(leaves + packages)[:need])
+    while len(lists) < max_bits:
+        below = lists[-1]
+        # Pair up the items below (C-level maps), merge with the leaves (the
+        # sort merges two sorted runs), keep the lightest ``need``.
+        packages = map(operator.and_, map(operator.add, below[0::2], below[1::2]), _MINUS_4)
+        items = [*leaves, *packages]
+        items.sort()
+        del items[need:]
+        if items == below:
+            # Same items, same packages: every level above is this one too.
+            lists += [below] * (max_bits - len(lists))
+            break
+        lists.append(items)
     # From the top down: the leaves among the items taken at each level are the
     # lightest ones; the packages taken there take twice as many items below.
+    # Keys are sorted, leaves odd and packages even, so the leaves among the
+    # first ``take`` items are the leaves lighter than the last one taken, and
+    # the ones equal to it if it is a leaf (bisection, not a pass over them).
     leaf_counts = []
     take = need
     for items in reversed(lists):
-        count = sum(map(operator.and_, items[:take], repeat(1, take)))
+        take = min(take, len(items))
+        if take == 0:
+            count = 0
+        else:
+            last = items[take - 1]
+            count = bisect_left(leaves, last)
+            if last & 1:
+                count += take - bisect_left(items, last)
         leaf_counts.append(count)
         take = 2 * (take - count)
     if leaf_counts[0] != n:
@@ -357,7 +398,16 @@ def _write_huffman_only(w: _BitWriter, data: bytes) -> None:
     w.write([header, body, codes[_EOB]])
 
 
-def _write_dynamic(w: _BitWriter, symbols: list[int], data: bytes, code_table: list[str]) -> None:
+class _Tokens(NamedTuple):
+    """One window's tokens as the matcher leaves them (see :func:`_match`)."""
+
+    symbols: list[int]  # every token's symbols, in order
+    literals: bytearray  # the literal bytes, for their histogram
+    lengths: list[int]  # lengths[n]: how many matches are n bytes long
+    offsets: list[int]  # offsets[c]: how many matches have offset code c
+
+
+def _write_dynamic(w: _BitWriter, tokens: _Tokens, data: bytes, code_table: list[str]) -> None:
     """Go's encSpeed for a window with matches: writeBlockDynamic for its tokens.
 
     That is stored if it saves too little, and writeBlockHuff instead when the
@@ -366,18 +416,17 @@ def _write_dynamic(w: _BitWriter, symbols: list[int], data: bytes, code_table: l
     updated here with this block's codes.
     """
     t = _tables()
-    get = Counter(symbols).get
-    lit = [get(b, 0) for b in range(256)]
-    lit += [0] * (_NUM_LIT - 256)
-    for sym, code, _ in t.lengths:
-        lit[code] += get(sym, 0)
+    symbols, literals, lengths, off = tokens
+    lit = [0] * _NUM_LIT
+    for byte, count in Counter(literals).items():
+        lit[byte] = count
+    for length, code, _ in t.lengths:
+        lit[code] += lengths[length]
     n = len(data)
-    # A match is three symbols; its length code is counted in lit[257:].
-    if len(symbols) - 2 * sum(lit[_EOB + 1 :]) > n - (n >> 4):
+    if len(literals) + sum(lengths) > n - (n >> 4):
         _write_huffman_only(w, data)
         return
     lit[_EOB] = 1
-    off = [get(_CODE_SYM0 + c, 0) for c in range(_NUM_OFF)]
     num_lit = _NUM_LIT
     while lit[num_lit - 1] == 0:
         num_lit -= 1
@@ -402,8 +451,8 @@ def _write_dynamic(w: _BitWriter, symbols: list[int], data: bytes, code_table: l
         return
     code_table[:256] = lit_codes[:256]
     code_table[_CODE_SYM0 : _CODE_SYM0 + _NUM_OFF] = off_codes
-    for sym, code, extra in t.lengths:
-        code_table[sym] = lit_codes[code] + extra
+    for length, code, extra in t.lengths:
+        code_table[-length] = lit_codes[code] + extra
     body = "".join(itemgetter(*symbols)(code_table))  # at least the first match's 3 symbols
     w.write([header, body, lit_codes[_EOB]])
 
@@ -411,17 +460,17 @@ def _write_dynamic(w: _BitWriter, symbols: list[int], data: bytes, code_table: l
 # --- the matcher (deflatefast.go) -----------------------------------------------------
 
 
-def _values(buf: bytes | bytearray) -> array[int]:
-    """The little-endian 4-byte value at each position of ``buf`` (0 for the last three)."""
-    n = len(buf)
-    out = array("I", bytes(4 * n))
-    positions = n - 3
-    for k in range(min(4, max(positions, 0))):
-        count = (positions - k + 3) // 4
-        vals = array("I", buf[k : k + 4 * count])
-        if _BIG_ENDIAN:
-            vals.byteswap()
-        out[k : k + 4 * count : 4] = vals
+def _values(buf: bytes | bytearray) -> bytearray:
+    """The little-endian 4-byte value at each position of ``buf`` (0 for the last three),
+    as the bytes of an ``array("I")``.
+
+    Byte k of the value at p is ``buf[p + k]``: four strided ``bytearray``
+    assignments (a C loop of byte copies each) interleave them.
+    """
+    positions = max(len(buf) - 3, 0)
+    out = bytearray(4 * len(buf))
+    for k in range(4):
+        out[3 - k if _BIG_ENDIAN else k : 4 * positions : 4] = buf[k : k + positions]
     return out
 
 
@@ -452,24 +501,31 @@ class _DeflateFast:
     the previous window; the table is then shifted by ``_shift`` (its older
     entries reset to ``0``) before the next match search that needs it, so
     windows without matches (incompressible input) never pay for it: until
-    then an entry is a buffer position plus ``_shift``.  ``_values`` holds the 4-byte values of the buffer; it is exact
-    below ``_values_end`` (the last three there depend on the next window),
-    and zero-filled where no match was ever searched for.
+    then an entry is a buffer position plus ``_shift``.  ``_table_values``
+    holds each entry's 4-byte value (Go's ``tableEntry.val``; an entry reset
+    to ``0`` keeps its old value, but fails the distance test).  ``_values``
+    holds the 4-byte values of the buffer; it is exact below ``_values_end``
+    (the last three there depend on the next window), and zero-filled where
+    no match was ever searched for.
     """
 
     def __init__(self) -> None:
         self._table = [0] * (1 << _TABLE_BITS)
-        self._buf = bytearray(_HISTORY_PAD)
+        self._table_values = [0] * (1 << _TABLE_BITS)  # Go's tableEntry.val
+        # bytes, not bytearray: appending a window copies the buffer (cheap,
+        # once per window), but a bytes slice is one allocation instead of
+        # two, and ``int.from_bytes`` copies a bytearray argument first.
+        self._buf = bytes(_HISTORY_PAD)
         self._values = array("I", bytes(4 * _HISTORY_PAD))
         self._values_end = _HISTORY_PAD
         self._prev_len = 0  # size of the previous window, at the end of _buf
         self._shift = 0  # table entries are buffer positions plus this
 
-    def encode(self, src: bytes) -> list[int] | None:
+    def encode(self, src: bytes) -> _Tokens | None:
         """Match one window of at least 17 bytes.
 
-        Returns the token symbols, or ``None`` when no match was found (every
-        byte is a literal).
+        Returns the tokens, or ``None`` when no match was found (every byte is
+        a literal).
         """
         buf = self._buf
         if len(buf) + len(src) > _HISTORY_MAX:
@@ -479,6 +535,7 @@ class _DeflateFast:
         prev_start = start - self._prev_len
         self._prev_len = len(src)
         buf += src
+        self._buf = buf
         found = self._first_match(buf, start, len(src))
         if found is None:
             return None
@@ -493,9 +550,10 @@ class _DeflateFast:
         if len(values) < lo:
             values.frombytes(bytes(4 * (lo - len(values))))
         del values[lo:]
-        values += _values(buf[lo:])
+        values.frombytes(_values(buf[lo:]))
         self._values_end = len(buf)
-        return _match(buf, values, self._table, *found, start)
+        with memoryview(values) as view, view[4:] as ahead:
+            return _match(buf, values, ahead, self._table, self._table_values, *found, start)
 
     def _cut_history(self) -> None:
         """Keep only the padding and the previous window (the table is shifted later)."""
@@ -503,13 +561,13 @@ class _DeflateFast:
         buf = self._buf
         keep_from = len(buf) - prev_len
         delta = keep_from - _HISTORY_PAD
-        self._buf = bytearray(_HISTORY_PAD) + buf[keep_from:]
+        self._buf = bytes(_HISTORY_PAD) + buf[keep_from:]
         self._shift += delta
         values = self._values
         self._values = array("I", bytes(4 * _HISTORY_PAD)) + values[keep_from:]
         self._values_end = max(_HISTORY_PAD, min(self._values_end - delta, len(self._values)))
 
-    def _first_match(self, buf: bytearray, start: int, n: int) -> tuple[int, int] | None:
+    def _first_match(self, buf: bytes, start: int, n: int) -> tuple[int, int] | None:
         """Go's search loop until the window's first match, hashing only the probed positions.
 
         Until a match, the probed positions depend only on the window size ``n``;
@@ -518,6 +576,7 @@ class _DeflateFast:
         maxMatchOffset back (the previous window follows the padding).
         """
         table = self._table
+        table_values = self._table_values
         shift = self._shift
         unpack = _U32.unpack_from
         positions = [*map(start.__add__, _probe_positions(n - _INPUT_MARGIN))]
@@ -525,94 +584,137 @@ class _DeflateFast:
             h = ((value * _HASH_MUL) & 0xFFFFFFFF) >> (32 - _TABLE_BITS)
             candidate = table[h] - shift
             table[h] = s + shift
-            if s - candidate <= _MAX_OFFSET and value == unpack(buf, candidate)[0]:
+            if value != table_values[h]:
+                table_values[h] = value
+            elif s - candidate <= _MAX_OFFSET:
                 return s, candidate
         return None
 
 
 def _match(
-    buf: bytearray,
+    buf: bytes,
     values: array[int],
+    ahead: memoryview,
     table: list[int],
+    table_values: list[int],
     s: int,
     c: int,
     next_emit: int,
     /,
-) -> list[int]:
+) -> _Tokens:
     """The body of Go's deflateFast.encode, from a first match at ``s`` against ``c``.
 
     Positions index ``buf`` (the history, ending with this window); ``next_emit``
-    is where this window starts.  Returns the token symbols.
-    Go's hash of the 4-byte value v is (v * 0x1e35a7bd mod 2**32) >> 18.  Every
-    table entry is a position in ``buf`` (``values`` covers them all), so a
-    candidate's value is compared first and only equal values are checked
-    against maxMatchOffset.
+    is where this window starts; ``values[p]`` is the 4-byte value at p and
+    ``ahead[p]`` the one at p + 4 (a view of ``values``: the first step of
+    extending a match needs no additions).  Returns the tokens, counted as
+    they are made (two list increments per match cost less than a ``Counter``
+    over its three symbols).  Go's hash of the 4-byte value v is
+    (v * 0x1e35a7bd mod 2**32) >> 18; ``table_values`` holds the value stored
+    with each table entry (Go's ``tableEntry.val``), so a probe compares it
+    without fetching the candidate's value, reads the candidate only on equal
+    values, and checks only those against maxMatchOffset.
     """
-    dist_syms = _tables().dist_syms
+    t = _tables()
+    dist_syms = t.dist_syms
+    dist_code = t.dist_code
+    low_byte = _LOW_BYTE
+    low_byte_4 = _LOW_BYTE_4
     from_bytes = int.from_bytes
     end = len(buf)
     s_limit = end - 15  # inputMargin
+    # Bounds tested against s itself, to save an addition per test.
+    before_56 = end - 56
+    before_120 = end - 120
+    before_258 = end - 258  # maxMatchLength
+    before_32 = s_limit - 32
     symbols: list[int] = []
     append = symbols.append
+    literals = bytearray()
+    lengths = [0] * (_MAX_MATCH + 1)  # indexed by the length
+    offsets = [0] * _NUM_OFF
     while True:
         # A 4-byte match at s against c: emit the literals before it, then copies.
         if next_emit < s:
-            symbols += buf[next_emit:s]
+            run = buf[next_emit:s]
+            symbols += run
+            literals += run
         while True:
-            # Extend the match 4 bytes at a time (at least 12 bytes follow s + 4,
-            # as s < s_limit), then by XOR of whole slices; the lowest set bit of
-            # a nonzero XOR marks the first differing byte.
-            a = s + 4
-            x = values[a] ^ values[c + 4]
+            # Extend the match: first 4 bytes by XOR of their 4-byte values,
+            # then by XOR of ``int.from_bytes`` of whole slices, in stages (56,
+            # then 120, then 258 bytes from s: most matches end early, and
+            # converting bytes costs per byte).  The lowest set bit of a
+            # nonzero XOR marks the first differing byte (``low_byte`` maps its
+            # bit length to its byte).  At least 12 bytes follow s + 4
+            # (s < s_limit); slices stop at the end of the window.
+            x = ahead[s] ^ ahead[c]
+            d = s - c
             if x:
-                e = a + ((x & -x).bit_length() - 1 >> 3)
+                e = s + low_byte_4[(x & -x).bit_length()]
             else:
-                x = values[s + 8] ^ values[c + 8]
+                j = s + 8
+                k = s + 56 if s < before_56 else end
+                x = from_bytes(buf[j:k], "little") ^ from_bytes(buf[j - d : k - d], "little")
                 if x:
-                    e = s + 8 + ((x & -x).bit_length() - 1 >> 3)
+                    e = j + low_byte[(x & -x).bit_length()]
                 else:
-                    x = values[s + 12] ^ values[c + 12]
+                    j = k
+                    k = s + 120 if s < before_120 else end
+                    x = from_bytes(buf[j:k], "little") ^ from_bytes(buf[j - d : k - d], "little")
                     if x:
-                        e = s + 12 + ((x & -x).bit_length() - 1 >> 3)
+                        e = j + low_byte[(x & -x).bit_length()]
                     else:
-                        d = s - c
-                        j = s + 16
-                        lim = s + 258 if s + 258 < end else end  # maxMatchLength
-                        k = lim - 4 if lim - 4 < s + 32 else s + 32
-                        while j <= k:
-                            x = values[j] ^ values[j - d]
-                            if x:
-                                break
-                            j += 4
-                        if not x:
-                            x = from_bytes(buf[j:lim], "little") ^ from_bytes(
-                                buf[j - d : lim - d], "little"
-                            )
-                        e = j + ((x & -x).bit_length() - 1 >> 3) if x else lim
-            append(256 + e - s)  # _LEN_SYM0 + length
-            symbols += dist_syms[s - c]
+                        j = k
+                        k = s + 258 if s < before_258 else end
+                        x = from_bytes(buf[j:k], "little") ^ from_bytes(
+                            buf[j - d : k - d], "little"
+                        )
+                        e = j + low_byte[(x & -x).bit_length()] if x else k
+            n = e - s  # the length (its symbol is minus it)
+            append(-n)
+            lengths[n] += 1
+            symbols += dist_syms[d]
+            offsets[dist_code[d]] += 1
             s = e
             if s >= s_limit:
                 if s < end:
-                    symbols += buf[s:end]
-                return symbols
-            table[(values[s - 1] * 0x1E35A7BD & 0xFFFFFFFF) >> 18] = s - 1
+                    run = buf[s:end]
+                    symbols += run
+                    literals += run
+                return _Tokens(symbols, literals, lengths, offsets)
+            # Go inserts s - 1 into the table, then tries s as the next match.
+            a = s - 1
+            v = values[a]
+            h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
+            table[h] = a
+            table_values[h] = v
             v = values[s]
             h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
-            c = table[h]
-            table[h] = s
-            if v != values[c] or s - c > 32768:  # maxMatchOffset
+            if v != table_values[h]:
+                table_values[h] = v
+                table[h] = s
                 next_emit = s
                 s += 1
                 break
-        # Search for the next match: every byte for 32 probes, then Snappy's skipping.
-        stop = s + 32 if s + 32 < s_limit else s_limit
-        for s in range(s, stop):  # noqa: B020
-            v = values[s]
-            h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
             c = table[h]
             table[h] = s
-            if v == values[c] and s - c <= 32768:
+            if s - c > 32768:  # maxMatchOffset
+                next_emit = s
+                s += 1
+                break
+        # Search for the next match: every byte for 32 probes, then Snappy's
+        # skipping.  The byte probes take their values from a slice (one C
+        # copy) rather than a lookup each.
+        stop = s + 32 if s < before_32 else s_limit
+        for s, v in enumerate(values[s:stop], s):  # noqa: B020
+            h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
+            if v != table_values[h]:  # the common case: no need for the candidate
+                table_values[h] = v
+                table[h] = s
+                continue
+            c = table[h]
+            table[h] = s
+            if s - c <= 32768:
                 break
         else:
             s = stop
@@ -621,15 +723,21 @@ def _match(
                 step = skip >> 5
                 if s + step > s_limit:
                     if next_emit < end:
-                        symbols += buf[next_emit:end]
-                    return symbols
+                        run = buf[next_emit:end]
+                        symbols += run
+                        literals += run
+                    return _Tokens(symbols, literals, lengths, offsets)
                 skip += step
                 v = values[s]
                 h = (v * 0x1E35A7BD & 0xFFFFFFFF) >> 18
-                c = table[h]
-                table[h] = s
-                if v == values[c] and s - c <= 32768:
-                    break
+                if v != table_values[h]:
+                    table_values[h] = v
+                    table[h] = s
+                else:
+                    c = table[h]
+                    table[h] = s
+                    if s - c <= 32768:
+                        break
                 s += step
 
 
@@ -691,7 +799,8 @@ class GoGzipCompressor(_GzipFrame):
     ``compress(data)`` returns whatever compressed bytes are ready (the gzip
     header first); ``flush()`` finishes the stream (last blocks and trailer).
     Memory is bounded: one pending window, and the matcher's history of at
-    most eight windows (~0.55 MB) with its 4-byte values (~2.2 MB).
+    most eight windows (~0.55 MB, briefly twice that while a window is
+    appended) with its 4-byte values (~2.2 MB).
     """
 
     def __init__(self) -> None:

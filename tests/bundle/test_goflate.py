@@ -12,6 +12,7 @@ import hashlib
 import json
 import random
 import zlib
+from array import array
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,46 @@ def test_round_trip_chunked_equals_one_shot(data: bytes, sizes: list[int]) -> No
     out = _chunked(GoGzipCompressor(), data, sizes)
     assert out == go_gzip(data)
     assert gzip.decompress(out) == data
+
+
+# --- the matcher's bookkeeping -------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(buf=st.binary(max_size=40))
+def test_values_are_the_4_byte_values_at_each_position(buf: bytes) -> None:
+    values = array("I", goflate._values(buf))
+    expected = [int.from_bytes(buf[p : p + 4], "little") for p in range(len(buf) - 3)]
+    assert values.tolist() == expected + [0] * min(3, len(buf))
+
+
+def test_tokens_count_their_own_symbols(inputs: dict[str, bytes]) -> None:
+    # The matcher counts literals, lengths and offset codes as it emits them;
+    # the counts must be those of the symbol list (lengths as minus the length,
+    # then the offset code's and the distance's symbols).
+    windows = 0
+    for data in inputs.values():
+        matcher = goflate._DeflateFast()
+        for start in range(0, len(data) - 128, WINDOW):
+            tokens = matcher.encode(data[start : start + WINDOW])
+            if tokens is None:
+                continue
+            windows += 1
+            symbols = tokens.symbols
+            lengths = [0] * len(tokens.lengths)
+            offsets = [0] * len(tokens.offsets)
+            literals = bytearray()
+            i = 0
+            while i < len(symbols):
+                if symbols[i] < 0:
+                    lengths[-symbols[i]] += 1
+                    offsets[symbols[i + 1] - goflate._CODE_SYM0] += 1
+                    i += 3
+                else:
+                    literals.append(symbols[i])
+                    i += 1
+            assert (lengths, offsets, literals) == (tokens.lengths, tokens.offsets, tokens.literals)
+    assert windows > 10
 
 
 # --- Huffman code lengths ----------------------------------------------------------------
