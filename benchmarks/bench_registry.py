@@ -21,6 +21,7 @@ proxy child process, seeding, credentials, machine description).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -94,10 +95,31 @@ def machine_line() -> str:
 # The fault proxy in a child process
 
 
-def serve_proxy(upstream: str, delay_ms: float) -> None:
-    """Child side: run a FaultProxy; stdin lines ``delay MS``/``count``; EOF stops it."""
+def serve_proxy(upstream: str, delay_ms: float, token: str | None = None) -> None:
+    """Child side: run a FaultProxy; stdin lines ``delay MS``/``count``; EOF stops it.
+
+    ``token``: JSON of a token server to run in this process, in front of which the
+    proxy sits (``upstream`` is then ignored): the signing cert's directory, user,
+    password, service and issuer. Kept out of the benchmark's own process, the
+    token server's threads do not take the GIL from the client being measured.
+    """
     from tests.support.faultproxy import FaultProxy
 
+    if token is not None:
+        from tests.support.pki import load_signing_cert
+        from tests.support.tokenserver import TokenServer
+
+        spec = json.loads(token)
+        signing = load_signing_cert(Path(spec["signing_dir"]))
+        server = TokenServer(
+            Path(spec["signing_dir"]) / "child",
+            username=spec["username"],
+            password=spec["password"],
+            service=spec["service"],
+            issuer=spec["issuer"],
+            signing_cert=signing,
+        ).start()
+        upstream = server.url
     proxy = FaultProxy(upstream, delay=delay_ms / 1000).start()
     print(f"port {proxy.port}", flush=True)
     for line in sys.stdin:
@@ -113,7 +135,7 @@ def serve_proxy(upstream: str, delay_ms: float) -> None:
 class ProxyProcess:
     """A ``FaultProxy`` in front of ``upstream`` in a child process (bounded lifetime)."""
 
-    def __init__(self, upstream: str, delay_ms: float = 0.0) -> None:
+    def __init__(self, upstream: str, delay_ms: float = 0.0, *, token: str | None = None) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -122,6 +144,7 @@ class ProxyProcess:
                 upstream,
                 "--delay-ms",
                 str(delay_ms),
+                *(["--token-server", token] if token is not None else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -246,7 +269,16 @@ def start_registry(directory: Path, auth: str, storage: Path | None = None) -> S
         registry._prepare()  # creates the token server, so a proxy can front its realm
         server = registry.token_server
         assert server is not None
-        token_proxy = ProxyProcess(server.url)
+        # The realm is served by a copy of it (same signing key and user) in the proxy's
+        # process; this one, in the benchmark's process, stays idle.
+        spec = {
+            "signing_dir": str(server.signing.cert_path.parent),
+            "username": server.username,
+            "password": server.password,
+            "service": server.service,
+            "issuer": server.issuer,
+        }
+        token_proxy = ProxyProcess(server.url, token=json.dumps(spec))
         registry.options.extra_config = {
             "auth": {
                 "token": {
@@ -394,7 +426,7 @@ def bench_once(
 ) -> Run:
     registry = setup.registry
     mark = registry.mark()
-    token_mark = registry.token_server.mark() if registry.token_server else 0
+    token_before = setup.token_proxy.counts()[0] if setup.token_proxy else 0
     proxy_before = proxy.counts() if proxy else (0, 0)
     seconds, cpu, client, found = anyio.run(_resolve_all, registry, host, names, concurrency)
     if found != {n: digests[n] for n in names}:
@@ -410,7 +442,7 @@ def bench_once(
         client_by_method=dict(client.stats.by_method),
         token_fetches_client=client.auth.token_fetches,
         token_requests_server=(
-            registry.token_server.count(since=token_mark) if registry.token_server else 0
+            setup.token_proxy.counts()[0] - token_before if setup.token_proxy else 0
         ),
         proxy_requests=proxy_after[0] - proxy_before[0],
         non_http=proxy_after[1] - proxy_before[1],
@@ -425,9 +457,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="per host (default 16)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs, each with a cold client")
     parser.add_argument("--serve-proxy", metavar="UPSTREAM", help=argparse.SUPPRESS)
+    parser.add_argument("--token-server", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_proxy:
-        serve_proxy(args.serve_proxy, args.delay_ms)
+        serve_proxy(args.serve_proxy, args.delay_ms, args.token_server)
         return
     if args.images < 1 or args.repeat < 1:
         parser.error("--images and --repeat must be at least 1")

@@ -181,13 +181,14 @@ class Bench:
 
     def _marks(self) -> tuple[int, int]:
         reg = self.setup.registry
-        return reg.mark(), reg.token_server.mark() if reg.token_server else 0
+        token = self.setup.token_proxy
+        return reg.mark(), token.counts()[0] if token is not None else 0
 
     def _counts(self, marks: tuple[int, int]) -> tuple[int, int]:
         reg = self.setup.registry
         return (
             len(reg.request_log(since=marks[0])),
-            reg.token_server.count(since=marks[1]) if reg.token_server else 0,
+            self.setup.token_proxy.counts()[0] - marks[1] if self.setup.token_proxy else 0,
         )
 
     def env(self, host: str) -> dict[str, str]:

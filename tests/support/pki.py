@@ -201,6 +201,17 @@ class SigningCert:
         return self.cert.public_bytes(serialization.Encoding.DER)
 
 
+def load_signing_cert(directory: Path) -> SigningCert:
+    """The signing cert :func:`make_signing_cert` wrote to ``directory`` (another process
+    may serve tokens with it)."""
+    cert_path = directory / "token-signer.crt"
+    key_path = directory / "token-signer.key"
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return SigningCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+
+
 def make_signing_cert(directory: Path, name: str = "lockresolve test token signer") -> SigningCert:
     """A self-signed cert + key; the registry's ``auth.token.rootcertbundle`` is its PEM.
 
