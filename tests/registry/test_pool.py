@@ -40,6 +40,19 @@ def lean_client(
     return httpx.AsyncClient(transport=LeanTransport(pool), timeout=10.0), pool
 
 
+async def get_concurrently(client: httpx.AsyncClient, url: str, times: int) -> list[int]:
+    """GET ``url`` ``times`` times at once; the status codes."""
+    statuses: list[int] = []
+
+    async def one() -> None:
+        statuses.append((await client.get(url)).status_code)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(times):
+            tg.start_soon(one)
+    return statuses
+
+
 async def test_sequential_requests_share_one_connection(registry: Registry) -> None:
     client, pool = lean_client()
     async with client:
@@ -51,32 +64,19 @@ async def test_sequential_requests_share_one_connection(registry: Registry) -> N
 
 async def test_concurrent_requests_never_exceed_max_connections(registry: Registry) -> None:
     client, pool = lean_client(max_connections=2)
-    statuses: list[int] = []
-
-    async def one() -> None:
-        statuses.append((await client.get(f"{registry.url}/v2/")).status_code)
-
     async with client:
-        async with anyio.create_task_group() as tg:
-            for _ in range(12):
-                tg.start_soon(one)
-    assert statuses == [200] * 12
+        assert await get_concurrently(client, f"{registry.url}/v2/", 12) == [200] * 12
     assert pool.connections_opened == 2
 
 
 async def test_idle_connections_beyond_the_keepalive_limit_are_closed(registry: Registry) -> None:
     client, pool = lean_client(max_connections=4, max_idle=1)
-
-    async def one() -> None:
-        assert (await client.get(f"{registry.url}/v2/")).status_code == 200
-
     async with client:
-        async with anyio.create_task_group() as tg:
-            for _ in range(8):
-                tg.start_soon(one)
+        assert await get_concurrently(client, f"{registry.url}/v2/", 8) == [200] * 8
         opened = pool.connections_opened
         assert opened > 1
-        await one()  # reuses the one idle connection kept
+        # The one idle connection kept serves the next request.
+        assert (await client.get(f"{registry.url}/v2/")).status_code == 200
         assert pool.connections_opened == opened
 
 
@@ -208,16 +208,8 @@ async def test_the_tls_context_is_built_once_for_concurrent_https(
         return context
 
     client, _ = lean_client(factory)
-    statuses: list[int] = []
-
-    async def one() -> None:
-        statuses.append((await client.get(f"{tls_registry.url}/v2/")).status_code)
-
     async with client:
-        async with anyio.create_task_group() as tg:
-            for _ in range(6):
-                tg.start_soon(one)
-    assert statuses == [200] * 6
+        assert await get_concurrently(client, f"{tls_registry.url}/v2/", 6) == [200] * 6
     assert calls == [1]
 
 
