@@ -32,6 +32,8 @@ __all__ = [
 
 _VALIDITY = dt.timedelta(days=30)
 _BACKDATE = dt.timedelta(hours=1)
+#: the token signer's file names, without .crt/.key
+_SIGNER = "token-signer"
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -44,6 +46,34 @@ def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey
+) -> x509.CertificateBuilder:
+    """What every certificate here starts with: names, key, serial and validity."""
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + _VALIDITY)
+    )
+
+
+def _write_pem(
+    directory: Path, basename: str, cert: x509.Certificate, key: rsa.RSAPrivateKey
+) -> tuple[Path, Path]:
+    """``<basename>.crt`` and ``<basename>.key`` (mode 0600) in ``directory``."""
+    cert_path = directory / f"{basename}.crt"
+    key_path = directory / f"{basename}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_key_pem(key))
+    key_path.chmod(0o600)
+    return cert_path, key_path
 
 
 def _name(common_name: str) -> x509.Name:
@@ -100,16 +130,9 @@ class CertificateAuthority:
     def create(cls, directory: Path, name: str = "lockresolve test CA") -> CertificateAuthority:
         directory.mkdir(parents=True, exist_ok=True)
         key = _new_key()
-        now = dt.datetime.now(dt.UTC)
         subject = _name(name)
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + _VALIDITY)
+            _builder(subject, subject, key)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -130,11 +153,7 @@ class CertificateAuthority:
             )
             .sign(key, hashes.SHA256())
         )
-        cert_path = directory / "ca.crt"
-        key_path = directory / "ca.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(_key_pem(key))
-        key_path.chmod(0o600)
+        cert_path, key_path = _write_pem(directory, "ca", cert, key)
         return cls(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
 
     def issue_server_cert(
@@ -147,15 +166,8 @@ class CertificateAuthority:
         hosts = hosts or ["127.0.0.1", "::1", "localhost"]
         directory.mkdir(parents=True, exist_ok=True)
         key = _new_key()
-        now = dt.datetime.now(dt.UTC)
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(hosts[0]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + _VALIDITY)
+            _builder(_name(hosts[0]), self.cert.subject, key)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName(_san_entries(hosts)), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -179,11 +191,7 @@ class CertificateAuthority:
             )
             .sign(self.key, hashes.SHA256())
         )
-        cert_path = directory / f"{basename}.crt"
-        key_path = directory / f"{basename}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(_key_pem(key))
-        key_path.chmod(0o600)
+        cert_path, key_path = _write_pem(directory, basename, cert, key)
         return IssuedCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
 
 
@@ -204,8 +212,8 @@ class SigningCert:
 def load_signing_cert(directory: Path) -> SigningCert:
     """The signing cert :func:`make_signing_cert` wrote to ``directory`` (another process
     may serve tokens with it)."""
-    cert_path = directory / "token-signer.crt"
-    key_path = directory / "token-signer.key"
+    cert_path = directory / f"{_SIGNER}.crt"
+    key_path = directory / f"{_SIGNER}.key"
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
@@ -219,22 +227,11 @@ def make_signing_cert(directory: Path, name: str = "lockresolve test token signe
     """
     directory.mkdir(parents=True, exist_ok=True)
     key = _new_key()
-    now = dt.datetime.now(dt.UTC)
     subject = _name(name)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + _VALIDITY)
+        _builder(subject, subject, key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path = directory / "token-signer.crt"
-    key_path = directory / "token-signer.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(_key_pem(key))
-    key_path.chmod(0o600)
+    cert_path, key_path = _write_pem(directory, _SIGNER, cert, key)
     return SigningCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
