@@ -48,13 +48,17 @@ instructions), so the matcher is written to do few of them: bounds are
 compared against ``s`` itself, a view of the values four bytes ahead needs
 no additions, tuples map bit lengths to byte offsets, and the byte probes
 iterate over a slice of values.  Matches are extended by XOR of 4-byte
-values, then of ``int.from_bytes`` slices in growing stages; tokens are a
-flat list of small integers (literal bytes as themselves, then minus the
-length, the offset code and the distance) that one ``operator.itemgetter``
-call turns into code strings (about twice as fast as ``map`` over
-``__getitem__``), and the matcher counts them as it goes (a list increment
-per match for its length and offset code, the literal bytes gathered for one
-``Counter``), which is cheaper than a ``Counter`` over all the symbols.  The
+values (a dict maps the lowest set bit to the byte), then of big-endian
+``int.from_bytes`` slices in growing stages (the XOR's bit length alone
+gives the first differing byte); tokens are a flat list of small integers
+(literal bytes as themselves, then minus the length, the offset code and the
+distance) that one ``operator.itemgetter`` call turns into code strings
+(about twice as fast as ``map`` over ``__getitem__``), and the matcher counts
+them as it goes (a list increment per match for its length and offset code,
+the literal bytes gathered for one ``Counter``), which is cheaper than a
+``Counter`` over all the symbols.  A match's symbols are computed rather
+than looked up in a per-distance table: 32,768 prebuilt tuples are cold in
+the cache, and touching them cost more than the arithmetic.  The
 bit stream is built as strings of ``0``/``1`` and converted with
 ``int(..., 2)``; Go's lazy package-merge for length-limited Huffman codes is
 replaced by the plain package-merge it abbreviates (same result, fewer
@@ -123,10 +127,15 @@ _CODE_SYM0: Final = 256  # 256 + offset code, code 0..29
 _DIST_SYM0: Final = 512  # 512 + distance, distance 1..32768
 _NUM_SYMS: Final = _DIST_SYM0 + _MAX_OFFSET + 1 + _MAX_MATCH + 1  # then -258..-1
 _U32: Final = Struct("<I")
-# bit length of a power of two -> its byte (for a nonzero XOR of two byte strings:
-# the first byte where they differ); plus 4 for the XOR of values 4 bytes ahead.
-_LOW_BYTE: Final = tuple((b - 1) >> 3 for b in range(8 * _MAX_MATCH + 1))
-_LOW_BYTE_4: Final = tuple(4 + ((b - 1) >> 3) for b in range(33))
+# The lowest set bit of the XOR of two little-endian 4-byte values -> 4 plus the
+# byte where they first differ (for the values 4 bytes ahead of a match).
+_LOW_BYTE_4: Final = {1 << b: 4 + (b >> 3) for b in range(32)}
+# bit length of the XOR of two big-endian byte strings -> how many bytes from the
+# end the first difference is (0 when they are equal).
+_FROM_END: Final = tuple((b + 7) >> 3 for b in range(8 * _MAX_MATCH + 1))
+# offset code -> its token symbol (shared int objects: a match touches no
+# per-distance object)
+_CODE_SYMS: Final = tuple(_CODE_SYM0 + c for c in range(_NUM_OFF))
 _MINUS_4: Final = repeat(-4)  # an endless map argument: clears a key's two low bits
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 
@@ -153,15 +162,12 @@ class _Tables:
             if length > 3:
                 extra = _lsb(x - _LENGTH_BASE[code], _LENGTH_EXTRA[code])
                 self.lengths.append((length, 257 + code, extra))
-        # distance -> (its offset code's token symbol, its own token symbol)
-        self.dist_syms: list[tuple[int, int]] = [(0, 0)]
         # token symbol -> bits; the distance symbols (extra bits) never change
         self.code_table = [""] * _NUM_SYMS
         dist = 1
         for c in range(_NUM_OFF):
             nbits = _OFFSET_EXTRA[c]
             for v in range(1 << nbits):
-                self.dist_syms.append((_CODE_SYM0 + c, _DIST_SYM0 + dist))
                 self.dist_code.append(c)
                 self.code_table[_DIST_SYM0 + dist] = _lsb(v, nbits)
                 dist += 1
@@ -403,7 +409,7 @@ class _Tokens(NamedTuple):
 
     symbols: list[int]  # every token's symbols, in order
     literals: bytearray  # the literal bytes, for their histogram
-    lengths: list[int]  # lengths[n]: how many matches are n bytes long
+    lengths: list[int]  # lengths[-n]: how many matches are n bytes long
     offsets: list[int]  # offsets[c]: how many matches have offset code c
 
 
@@ -421,7 +427,7 @@ def _write_dynamic(w: _BitWriter, tokens: _Tokens, data: bytes, code_table: list
     for byte, count in Counter(literals).items():
         lit[byte] = count
     for length, code, _ in t.lengths:
-        lit[code] += lengths[length]
+        lit[code] += lengths[-length]
     n = len(data)
     if len(literals) + sum(lengths) > n - (n >> 4):
         _write_huffman_only(w, data)
@@ -615,10 +621,9 @@ def _match(
     without fetching the candidate's value, reads the candidate only on equal
     values, and checks only those against maxMatchOffset.
     """
-    t = _tables()
-    dist_syms = t.dist_syms
-    dist_code = t.dist_code
-    low_byte = _LOW_BYTE
+    dist_code = _tables().dist_code
+    code_syms = _CODE_SYMS
+    from_end = _FROM_END
     low_byte_4 = _LOW_BYTE_4
     from_bytes = int.from_bytes
     end = len(buf)
@@ -629,9 +634,8 @@ def _match(
     before_258 = end - 258  # maxMatchLength
     before_32 = s_limit - 32
     symbols: list[int] = []
-    append = symbols.append
     literals = bytearray()
-    lengths = [0] * (_MAX_MATCH + 1)  # indexed by the length
+    lengths = [0] * (_MAX_MATCH + 1)  # lengths[-n]: matches n bytes long
     offsets = [0] * _NUM_OFF
     while True:
         # A 4-byte match at s against c: emit the literals before it, then copies.
@@ -640,41 +644,42 @@ def _match(
             symbols += run
             literals += run
         while True:
-            # Extend the match: first 4 bytes by XOR of their 4-byte values,
-            # then by XOR of ``int.from_bytes`` of whole slices, in stages (56,
+            # Extend the match: first 4 bytes by XOR of their 4-byte values
+            # (the lowest set bit marks the first differing byte), then by XOR
+            # of big-endian ``int.from_bytes`` of whole slices, in stages (56,
             # then 120, then 258 bytes from s: most matches end early, and
-            # converting bytes costs per byte).  The lowest set bit of a
-            # nonzero XOR marks the first differing byte (``low_byte`` maps its
-            # bit length to its byte).  At least 12 bytes follow s + 4
-            # (s < s_limit); slices stop at the end of the window.
+            # converting bytes costs per byte); there the XOR's bit length
+            # tells how far from the slice's end the first difference is.  At
+            # least 12 bytes follow s + 4 (s < s_limit); slices stop at the
+            # end of the window.
             x = ahead[s] ^ ahead[c]
             d = s - c
             if x:
-                e = s + low_byte_4[(x & -x).bit_length()]
+                e = s + low_byte_4[x & -x]
             else:
                 j = s + 8
-                k = s + 56 if s < before_56 else end
-                x = from_bytes(buf[j:k], "little") ^ from_bytes(buf[j - d : k - d], "little")
+                e = s + 56 if s < before_56 else end
+                x = from_bytes(buf[j:e], "big") ^ from_bytes(buf[j - d : e - d], "big")
                 if x:
-                    e = j + low_byte[(x & -x).bit_length()]
+                    e -= from_end[x.bit_length()]
                 else:
-                    j = k
-                    k = s + 120 if s < before_120 else end
-                    x = from_bytes(buf[j:k], "little") ^ from_bytes(buf[j - d : k - d], "little")
+                    j = e
+                    e = s + 120 if s < before_120 else end
+                    x = from_bytes(buf[j:e], "big") ^ from_bytes(buf[j - d : e - d], "big")
                     if x:
-                        e = j + low_byte[(x & -x).bit_length()]
+                        e -= from_end[x.bit_length()]
                     else:
-                        j = k
-                        k = s + 258 if s < before_258 else end
-                        x = from_bytes(buf[j:k], "little") ^ from_bytes(
-                            buf[j - d : k - d], "little"
-                        )
-                        e = j + low_byte[(x & -x).bit_length()] if x else k
-            n = e - s  # the length (its symbol is minus it)
-            append(-n)
+                        j = e
+                        e = s + 258 if s < before_258 else end
+                        x = from_bytes(buf[j:e], "big") ^ from_bytes(buf[j - d : e - d], "big")
+                        e -= from_end[x.bit_length()]
+            # The tokens: minus the length, the offset code's symbol, the
+            # distance's (see _Tokens), counted as they are made.
+            n = s - e
             lengths[n] += 1
-            symbols += dist_syms[d]
-            offsets[dist_code[d]] += 1
+            code = dist_code[d]
+            offsets[code] += 1
+            symbols += (n, code_syms[code], d + 512)  # _DIST_SYM0
             s = e
             if s >= s_limit:
                 if s < end:

@@ -207,7 +207,7 @@ def test_tokens_count_their_own_symbols(inputs: dict[str, bytes]) -> None:
             i = 0
             while i < len(symbols):
                 if symbols[i] < 0:
-                    lengths[-symbols[i]] += 1
+                    lengths[symbols[i]] += 1
                     offsets[symbols[i + 1] - goflate._CODE_SYM0] += 1
                     i += 3
                 else:
