@@ -16,6 +16,7 @@ from lockresolve.bundle.push import PushResult, default_tag, push
 from lockresolve.errors import BundleError, NotFoundError, UsageError
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
+from tests.support.bundle_cases import write_bundle_dir
 from tests.support.conformance import ConformanceCase, get_case, seed_case, substitute
 from tests.support.registry import Registry, skopeo_inspect_raw
 
@@ -263,21 +264,13 @@ async def test_copy_refusals(registry: Registry, tmp_path: Path) -> None:
 async def test_nested_bundles_copy_and_pull_recursively(registry: Registry, tmp_path: Path) -> None:
     host = registry.host
     seed_case(registry, CASE)
-    inner = tmp_path / "inner"
-    (inner / ".imgpkg").mkdir(parents=True)
-    (inner / ".imgpkg" / "images.yml").write_text(
-        "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n"
-        f"- image: {host}/conf/c01/img-a@{IMG_A}\nkind: ImagesLock\n"
+    inner = write_bundle_dir(
+        tmp_path / "inner", [f"{host}/conf/c01/img-a@{IMG_A}"], files={"inner.yml": "inner: true\n"}
     )
-    (inner / "inner.yml").write_text("inner: true\n")
     async with RegistryClient() as client:
         inner_b = await push(client, f"{host}/nested/inner:1", [inner], bundle=True)
-        outer = tmp_path / "outer"
-        (outer / ".imgpkg").mkdir(parents=True)
-        (outer / ".imgpkg" / "images.yml").write_text(
-            "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n"
-            f"- image: {inner_b.image}\n- image: {host}/conf/c01/img-b@{INDEX_B}\n"
-            "kind: ImagesLock\n"
+        outer = write_bundle_dir(
+            tmp_path / "outer", [inner_b.image, f"{host}/conf/c01/img-b@{INDEX_B}"]
         )
         outer_b = await push(client, f"{host}/nested/outer:2", [outer], bundle=True)
         result = await copy(

@@ -26,7 +26,7 @@ from lockresolve.bundle.tar import DEFAULT_EXCLUSIONS, EntryKind, plan_layer
 from lockresolve.errors import BundleError, UnsafeArchiveError, UsageError
 from lockresolve.lock import BundleLock
 from lockresolve.registry.client import RegistryClient
-from tests.support.bundle_cases import BundleCase, load_cases
+from tests.support.bundle_cases import BundleCase, load_cases, write_bundle_dir
 from tests.support.conformance import get_case, seed_case, substitute
 from tests.support.images import TestImage as Image
 from tests.support.images import push_image
@@ -324,21 +324,12 @@ async def _copy_blobs(
 
 
 async def test_recursive_pull_puts_nested_bundles_flat(registry: Registry, tmp_path: Path) -> None:
-    inner = tmp_path / "inner"
-    (inner / ".imgpkg").mkdir(parents=True)
-    (inner / ".imgpkg" / "images.yml").write_text(
-        "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n"
-    )
-    (inner / "inner.yml").write_text("inner: true\n")
+    inner = write_bundle_dir(tmp_path / "inner", files={"inner.yml": "inner: true\n"})
     async with RegistryClient() as client:
         inner_push = await push(client, f"{registry.host}/nest/inner:1", [inner], bundle=True)
-        outer = tmp_path / "outer"
-        (outer / ".imgpkg").mkdir(parents=True)
-        (outer / ".imgpkg" / "images.yml").write_text(
-            "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages:\n"
-            f"- image: {inner_push.image}\nkind: ImagesLock\n"
+        outer = write_bundle_dir(
+            tmp_path / "outer", [inner_push.image], files={"outer.yml": "outer: true\n"}
         )
-        (outer / "outer.yml").write_text("outer: true\n")
         await push(client, f"{registry.host}/nest/outer:1", [outer], bundle=True)
         lines: list[str] = []
         result = await pull(

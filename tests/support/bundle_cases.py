@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,26 @@ def materialise_tree(items: tuple[TreeItem, ...], root: Path) -> None:
             target.write_bytes(item.data)
     for item in sorted(items, key=lambda i: i.path.count("/"), reverse=True):
         (root / item.path).chmod(item.mode)
+
+
+def write_bundle_dir(
+    root: Path, images: Sequence[str] = (), files: Mapping[str, str] | None = None
+) -> Path:
+    """A bundle directory at ``root``: an ImagesLock of ``images`` and the given files.
+
+    The lock is written as imgpkg writes it (``images:`` left out when empty);
+    ``files`` maps a file name to its text.
+    """
+    (root / ".imgpkg").mkdir(parents=True)
+    listed = "".join(f"- image: {image}\n" for image in images)
+    (root / ".imgpkg" / "images.yml").write_text(
+        "---\napiVersion: imgpkg.carvel.dev/v1alpha1\n"
+        + (f"images:\n{listed}" if images else "")
+        + "kind: ImagesLock\n"
+    )
+    for name, text in (files or {}).items():
+        (root / name).write_text(text)
+    return root
 
 
 def load_case(case_dir: Path) -> BundleCase:
