@@ -48,7 +48,7 @@ instructions), so the matcher is written to do few of them: bounds are
 compared against ``s`` itself, a view of the values four bytes ahead needs
 no additions, tuples map bit lengths to byte offsets, and the byte probes
 iterate over a slice of values.  Matches are extended by XOR of 4-byte
-values (a dict maps the lowest set bit to the byte), then of big-endian
+values (the lowest set bit marks the first differing byte), then of big-endian
 ``int.from_bytes`` slices in growing stages (the XOR's bit length alone
 gives the first differing byte); tokens are a flat list of small integers
 (literal bytes as themselves, then minus the length, the offset code and the
@@ -127,9 +127,10 @@ _CODE_SYM0: Final = 256  # 256 + offset code, code 0..29
 _DIST_SYM0: Final = 512  # 512 + distance, distance 1..32768
 _NUM_SYMS: Final = _DIST_SYM0 + _MAX_OFFSET + 1 + _MAX_MATCH + 1  # then -258..-1
 _U32: Final = Struct("<I")
-# The lowest set bit of the XOR of two little-endian 4-byte values -> 4 plus the
-# byte where they first differ (for the values 4 bytes ahead of a match).
-_LOW_BYTE_4: Final = {1 << b: 4 + (b >> 3) for b in range(32)}
+# bit length of the lowest set bit of the XOR of two little-endian 4-byte values
+# -> 4 plus the byte where they first differ (for the values 4 bytes ahead of a
+# match).
+_LOW_BYTE_4: Final = tuple(4 + ((b - 1) >> 3) for b in range(33))
 # bit length of the XOR of two big-endian byte strings -> how many bytes from the
 # end the first difference is (0 when they are equal).
 _FROM_END: Final = tuple((b + 7) >> 3 for b in range(8 * _MAX_MATCH + 1))
@@ -655,7 +656,7 @@ def _match(
             x = ahead[s] ^ ahead[c]
             d = s - c
             if x:
-                e = s + low_byte_4[x & -x]
+                e = s + low_byte_4[(x & -x).bit_length()]
             else:
                 j = s + 8
                 e = s + 56 if s < before_56 else end
