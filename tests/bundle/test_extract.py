@@ -26,6 +26,7 @@ from lockresolve.bundle.extract import (
 from lockresolve.bundle.tar import iter_tar, plan_layer
 from lockresolve.errors import BundleError, UnsafeArchiveError
 from tests.support.bundle_cases import BundleCase, load_cases
+from tests.support.tars import Member, tar_of
 
 CASES = load_cases()
 
@@ -87,15 +88,9 @@ def _tarfile_contents(data: bytes) -> list[tuple[str, bytes | None]]:
 
 # --- building archives by hand -----------------------------------------------
 
-Member = tuple[tarfile.TarInfo, bytes | None]
-
 
 def _archive(*members: Member, fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
+    return tar_of(members, fmt)
 
 
 def _file(name: str, data: bytes = b"data\n", mode: int = 0o644) -> Member:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import stat
@@ -26,6 +25,7 @@ import pytest
 
 from tests.support.conformance import push_blob, push_manifest
 from tests.support.registry import Registry
+from tests.support.tars import tar_of
 
 #: What the robustness tests tried, printed at the end of a run (see conftest.py).
 TALLY: Counter[str] = Counter()
@@ -207,11 +207,7 @@ def seed_tags(registry: Registry, repo: str, tags: Iterable[str]) -> dict[str, s
 
 
 def layer_tar(members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
+    return tar_of(members)
 
 
 def push_layer_image(
