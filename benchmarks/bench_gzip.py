@@ -14,6 +14,7 @@ import argparse
 import gzip
 import io
 import os
+import platform
 import random
 import tarfile
 import time
@@ -96,6 +97,8 @@ def main() -> None:
         ("random bytes", random.Random(2).randbytes(size)),
         (tar_name, tar),
     ]
+    # The interpreter matters: the encoder is pure Python.
+    print(f"# {platform.python_implementation()} {platform.python_version()}")
     print(f"{'input':<44} {'kind':<5} {'MB':>6} {'ratio':>6} {'MB/s wall':>10} {'MB/s cpu':>9}")
     for name, data in inputs:
         for kind in ("go", "zlib"):
