@@ -7,7 +7,7 @@ other file goes to the strict reader.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pytest
 from hypothesis import given
@@ -23,10 +23,10 @@ from tests.resolve.pipeline import cases
 DIGEST = "sha256:" + "ab" * 32
 
 
-def strict_pins(text: str) -> dict[str, ResolvedImage]:
+def strict_pins(text: str, source: str = "images.yml") -> dict[str, ResolvedImage]:
     """The strict reader alone (what pins_from_images_lock did before the fast path)."""
     pins: dict[str, ResolvedImage] = {}
-    for entry in read_images_lock(text, "images.yml").images:
+    for entry in read_images_lock(text, source).images:
         ref = entry.annotations.get(ID_ANNOTATION)
         if not ref:
             continue
@@ -105,15 +105,17 @@ def test_anything_else_goes_to_the_strict_reader(edit: object) -> None:
     text = edit(sample_lock())
     assert text != sample_lock()
     assert engine._pins_from_written_lock(text) is None
+    assert _outcome(engine.pins_from_images_lock, text) == _outcome(strict_pins, text)
+
+
+def _outcome(
+    read: Callable[[str, str], Mapping[str, ResolvedImage]], text: str
+) -> Mapping[str, ResolvedImage] | str:
+    """What a reader makes of ``text``: its pins, or its error message."""
     try:
-        expected: Mapping[str, ResolvedImage] | str = strict_pins(text)
+        return read(text, "images.yml")
     except InputError as exc:
-        expected = str(exc)
-    try:
-        got: Mapping[str, ResolvedImage] | str = engine.pins_from_images_lock(text, "images.yml")
-    except InputError as exc:
-        got = str(exc)
-    assert got == expected
+        return str(exc)
 
 
 _TEXT = st.one_of(
@@ -147,12 +149,4 @@ def test_generated_locks_read_as_the_strict_reader_reads_them(
         for ref, repo, origin in items
     ]
     text = images_lock_text(entries)
-    try:
-        expected: Mapping[str, ResolvedImage] | str = strict_pins(text)
-    except InputError as exc:
-        expected = str(exc)
-    try:
-        got: Mapping[str, ResolvedImage] | str = engine.pins_from_images_lock(text, "images.yml")
-    except InputError as exc:
-        got = str(exc)
-    assert got == expected
+    assert _outcome(engine.pins_from_images_lock, text) == _outcome(strict_pins, text)
