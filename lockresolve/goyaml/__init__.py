@@ -29,9 +29,16 @@ from lockresolve.goyaml.resolve import (
     resolve_tagged,
     sort_keys,
 )
-from lockresolve.goyaml.scalar import ScalarAnalysis, analyze_scalar, is_plain_safe, quote_double
+from lockresolve.goyaml.scalar import (
+    TOKEN,
+    ScalarAnalysis,
+    analyze_scalar,
+    is_plain_safe,
+    quote_double,
+)
 
 __all__ = [
+    "TOKEN",
     "GoYAMLError",
     "ScalarAnalysis",
     "ScalarKind",

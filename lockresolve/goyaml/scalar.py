@@ -52,18 +52,21 @@ class ScalarAnalysis:
     block_allowed: bool
 
 
-# Image references, names, tags, digests: an alphanumeric first character, then only
-# characters that are never an indicator inside a scalar (":" aside, handled below),
-# no space, no break, all printable. For these the full analysis below always gives
-# the answer _simple_analysis gives (tests/resolve/test_goyaml.py compares the two).
-_SIMPLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./@:+=~-]*")
+#: Token-like values (image references, names, tags, digests): an alphanumeric first
+#: character (so no ``---``, ``-``, ``?`` or ``%`` at the start), then only characters
+#: that are never an indicator inside a scalar (":" aside), no space, quote,
+#: backslash or break, all printable. For these the full analysis below always gives
+#: the answer _simple_analysis gives (tests/resolve/test_goyaml.py compares the two),
+#: and they read back as themselves in plain, single- and double-quoted style
+#: (plain still needs ``is_plain_safe``: ``1e3``, ``true`` and ``a:`` match too).
+TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./@:+=~-]*")
 _SIMPLE_PLAIN = ScalarAnalysis(False, True, True, True, True)
 _SIMPLE_COLON = ScalarAnalysis(False, False, True, True, True)
 
 
 def _simple_analysis(value: str) -> ScalarAnalysis | None:
     """The analysis of an ordinary token-like value, or None when it needs the full one."""
-    if not _SIMPLE.fullmatch(value) or value[-1] == ":":
+    if not TOKEN.fullmatch(value) or value[-1] == ":":
         return None
     return _SIMPLE_COLON if ":" in value else _SIMPLE_PLAIN
 

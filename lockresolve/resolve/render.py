@@ -18,7 +18,7 @@ keys, Go yaml.v2 formatting), so the output is always right.
 The one exception to the re-parse is the common case where the result is
 known without it (``_Splicer.needs_check`` stays false): every edit either
 replaces a single-line plain, single- or double-quoted value in block context
-by a token-like string (an image reference: see ``_TOKEN``) written in the same
+by a token-like string (an image reference: see ``goyaml.TOKEN``) written in the same
 style, or inserts one ``key: value`` entry, written by this module's emitter,
 as a new line just above a sibling key of a block mapping whose keys all
 start their lines at one column, in a whole document (not a list item) that
@@ -28,12 +28,11 @@ ways give the same text over the conformance inputs and the corpus.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lockresolve.errors import InputError
-from lockresolve.goyaml import analyze_scalar, is_plain_safe, marshal, quote_double
+from lockresolve.goyaml import TOKEN, analyze_scalar, is_plain_safe, marshal, quote_double
 from lockresolve.resolve.config import SearchRule
 from lockresolve.resolve.documents import Resource, split_chunks
 from lockresolve.resolve.godata import GoMap, copy_data, count_nodes, go_equal, to_data
@@ -53,12 +52,6 @@ __all__ = [
 IMAGES_ANNOTATION = "kbld.k14s.io/images"
 _HEADER_KEYS = frozenset({"apiVersion", "kind"})
 
-# Strings that read back as themselves in every scalar style ``replace_scalar`` keeps
-# without a re-parse: no space, quote, backslash, break or indicator that matters
-# inside a scalar, and an alphanumeric first character (so no ``---``, ``-``, ``?``
-# or ``%`` at the start). Plain style still needs ``is_plain_safe`` (``1e3``, ``true``
-# and ``a:`` match too); replace_scalar quotes those, which is safe as well.
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./@:+=~-]*")
 #: tests set this to re-parse every result, to compare with the unchecked ones
 _ALWAYS_CHECK = False
 
@@ -302,7 +295,9 @@ class _Splicer:
         """Is ``new`` written as a token value in the style of ``node``, in a block collection?"""
         if flow or node.style not in (None, "'", '"') or node.anchor is not None:
             return False
-        if node.tag is not None or node.start >= node.end or not _TOKEN.fullmatch(new):
+        # A token reads back as itself in each of these styles (replace_scalar quotes
+        # the ones that plain style would read otherwise, such as ``1e3``).
+        if node.tag is not None or node.start >= node.end or not TOKEN.fullmatch(new):
             return False
         if any(b in self.text[node.start : node.end] for b in _LINE_BREAKS):
             return False
