@@ -16,6 +16,7 @@ does (kbld splits the stream on ``---`` lines before parsing).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,16 +128,11 @@ def _parse(text: str) -> list[Event]:
     return list(YAML(typ="safe", pure=True).parse(text))
 
 
-_CLIB_PARSER: list[type[Any] | None] = []
-
-
+@functools.cache
 def _clib_parser() -> type[Any] | None:
     """ruamel's libyaml parser class, or None when ruamel.yaml.clib is not installed."""
-    if not _CLIB_PARSER:
-        found = YAML(typ="safe").Parser
-        usable = found is not None and "clib" in getattr(found, "__module__", "")
-        _CLIB_PARSER.append(found if usable else None)
-    return _CLIB_PARSER[0]
+    found = YAML(typ="safe").Parser
+    return found if found is not None and "clib" in getattr(found, "__module__", "") else None
 
 
 def _line_of(text: str, index: int) -> int:
