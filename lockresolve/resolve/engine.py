@@ -391,9 +391,7 @@ async def resolve_inputs(
     )
     if failures or not options.render:
         return result
-    for index in range(len(resources)):
-        if index not in rendered:  # pragma: no cover - every resource was rendered above
-            render(index)
+    # Every resource was rendered when its last reference resolved (none failed).
     return dataclasses.replace(result, output="".join(rendered[i] for i in range(len(resources))))
 
 
