@@ -118,9 +118,6 @@ _LENGTH_BASE: Final = (
     *(64, 80, 96, 112, 128, 160, 192, 224, 255),
 )
 _OFFSET_EXTRA: Final = tuple(max(0, (c >> 1) - 1) for c in range(_NUM_OFF))
-_OFFSET_BASE: Final = tuple(
-    c if c < 4 else ((2 | (c & 1)) << ((c >> 1) - 1)) for c in range(_NUM_OFF)
-)
 # Token symbols: 0-255 is a literal byte; a match is three symbols: minus its
 # length (a negative index: the code table keeps length codes at its end), its
 # offset code, then its distance (which stands for the distance's extra bits).
