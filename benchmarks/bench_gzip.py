@@ -1,7 +1,7 @@
 """Throughput of lockresolve's gzip compressors: ``python benchmarks/bench_gzip.py``.
 
 Compresses ~5 MB of YAML-like text, ~5 MB of random bytes and a real tar (the
-YAML corpus under ../shared/corpus/real, or the repository's own files when
+YAML corpus under tests/fixtures/corpus, or the repository's own files when
 that is missing) with the ``go`` kind (Go BestSpeed bytes, what imgpkg pushes)
 and the ``zlib`` kind, and prints MB/s.  Each figure is the best of a few runs
 of wall-clock time; CPU time is printed too, since other processes on a shared
@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import os
 import platform
 import random
 import tarfile
 import time
 from pathlib import Path
 
-from lockresolve.bundle.goflate import gzip_compressor
+from lockresolve.goflate import gzip_compressor
 
 MB = 1_000_000
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("LOCKRESOLVE_SHARED", REPO.parent / "shared")) / "corpus" / "real"
+CORPUS = REPO / "tests" / "fixtures" / "corpus"
 _WORD_LIST = (
     "app api backend cache config controller data default deploy envoy frontend gateway "
     "ingress job kafka kube metrics nginx node operator postgres proxy redis registry "

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from lockresolve.errors import InvalidReferenceError, LockresolveError
 from lockresolve.reference import Digest, Reference, is_insecure_default
-from tests.support.conformance import shared_dir
+from tests.support.conformance import corpus_dir
 
 HEX = "a" * 64
 DIG = f"sha256:{HEX}"
-CORPUS = shared_dir() / "corpus" / "real"
+CORPUS = corpus_dir()
 
 
 # -- normalisation, as ggcr's Name() prints it ---------------------------------

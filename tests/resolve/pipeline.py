@@ -23,10 +23,10 @@ from lockresolve.resolve.render import Rendered, render_resource
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
 from lockresolve.resolve.sources import decode_source, expand_paths
 from lockresolve.resolve.walker import References, find_references
-from tests.support.conformance import shared_dir
+from tests.support.conformance import conformance_dir, corpus_dir
 
-CONFORMANCE = shared_dir() / "conformance" / "resolve"
-CORPUS = shared_dir() / "corpus" / "real"
+CONFORMANCE = conformance_dir() / "resolve"
+CORPUS = corpus_dir()
 REGISTRY = "127.0.0.1:5000"
 
 

@@ -1,6 +1,6 @@
 """Load the recorded imgpkg bundle cases (``conformance/bundle/``) and build their trees.
 
-The shared folder is ``$LOCKRESOLVE_SHARED`` or ``<repo>/../shared``, as in
+The cases are the project's copy under ``tests/fixtures/conformance``, as in
 :mod:`tests.support.conformance`; this module stays free of registry helpers so the
 pure tar/config tests import nothing else.
 """
@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-_SHARED = os.environ.get("LOCKRESOLVE_SHARED")
-BUNDLE_CASES_DIR = (
-    (Path(_SHARED) if _SHARED else (_REPO_ROOT.parent / "shared").resolve())
-    / "conformance"
-    / "bundle"
-)
+BUNDLE_CASES_DIR = _REPO_ROOT / "tests" / "fixtures" / "conformance" / "bundle"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""Replay the recorded conformance cases (``shared/conformance``) against a test registry.
+"""Replay the recorded conformance cases (``tests/fixtures/conformance``) against a test registry.
 
-Cases live in ``<repo>/../shared/conformance/{resolve,bundle,copy}/<name>/`` (override the
-shared folder with ``LOCKRESOLVE_SHARED``). This module lists and loads them, seeds a
+Cases live in ``tests/fixtures/conformance/{resolve,bundle,copy}/<name>/`` (their origin is
+in ``tests/fixtures/README.md``). This module lists and loads them, seeds a
 registry with a case's ``seed.json`` byte for byte, and materialises inputs with
 ``${REGISTRY}`` substituted.
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import threading
 from collections.abc import Iterable
@@ -47,6 +46,7 @@ __all__ = [
     "case_params",
     "conformance_dir",
     "copy_tree_substituted",
+    "corpus_dir",
     "get_case",
     "list_cases",
     "materialize_tree",
@@ -54,23 +54,22 @@ __all__ = [
     "push_manifest",
     "seed_case",
     "seed_items",
-    "shared_dir",
     "substitute",
 ]
 
 CaseKind = Literal["resolve", "bundle", "copy"]
-SHARED_ENV = "LOCKRESOLVE_SHARED"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_dir() -> Path:
-    """The shared folder: ``$LOCKRESOLVE_SHARED`` or ``<repo>/../shared``."""
-    env = os.environ.get(SHARED_ENV)
-    return Path(env) if env else (REPO_ROOT.parent / "shared").resolve()
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 
 def conformance_dir() -> Path:
-    return shared_dir() / "conformance"
+    """The recorded kbld and imgpkg cases the project carries."""
+    return FIXTURES / "conformance"
+
+
+def corpus_dir() -> Path:
+    """The real-world manifests the project carries (``INDEX.md`` lists their sources)."""
+    return FIXTURES / "corpus"
 
 
 def substitute(text: str, registry: str, *, input_dir: Path | str | None = None) -> str:
@@ -306,21 +305,11 @@ def get_case(kind: CaseKind, name: str) -> ConformanceCase:
 def case_params(kind: CaseKind) -> list[Any]:
     """``pytest.param`` per case of ``kind`` (id = case name), for ``parametrize``.
 
-    When no case is found, a single param that fails (never silently skips) is returned.
+    No case found is an error at collection, never a silent skip.
     """
     cases = list_cases(kind)
     if not cases:
-        return [
-            pytest.param(
-                None,
-                id=f"no-{kind}-cases",
-                marks=pytest.mark.xfail(
-                    reason=f"no conformance cases in {conformance_dir() / kind}; set {SHARED_ENV}",
-                    strict=True,
-                    run=False,
-                ),
-            )
-        ]
+        raise LookupError(f"no conformance cases in {conformance_dir() / kind}")
     return [pytest.param(c, id=c.name) for c in cases]
 
 
