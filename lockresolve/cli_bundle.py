@@ -88,9 +88,9 @@ def _run(settings: RegistrySettings, work: Callable[[RegistryClient], Awaitable[
 @registry_options()
 def push_command(**kwargs: Any) -> None:
     """Push files as a bundle (-b) or a plain image (-i), as imgpkg push."""
-    from lockresolve.bundle.image import parse_label_flags
+    from lockresolve.bundle.commands.push import push
+    from lockresolve.bundle.formats.image import parse_label_flags
     from lockresolve.bundle.progress import Progress
-    from lockresolve.bundle.push import push
 
     settings = settings_from_kwargs(kwargs)
     bundle, image = kwargs["bundle"], kwargs["image"]
@@ -105,7 +105,7 @@ def push_command(**kwargs: Any) -> None:
 
     async def run(client: RegistryClient) -> str:
         if kwargs["lock_images"]:
-            from lockresolve.bundle.lockimages import push_with_locked_images
+            from lockresolve.bundle.commands.lockimages import push_with_locked_images
 
             with Progress("push") as progress:
                 locked = await push_with_locked_images(
@@ -162,8 +162,8 @@ def push_command(**kwargs: Any) -> None:
 @registry_options()
 def pull_command(**kwargs: Any) -> None:
     """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
+    from lockresolve.bundle.commands.pull import check_output_path, pull
     from lockresolve.bundle.progress import Progress
-    from lockresolve.bundle.pull import check_output_path, pull
     from lockresolve.lock import BundleLock
 
     settings = settings_from_kwargs(kwargs)
@@ -219,7 +219,7 @@ def tag_group() -> None:
 @registry_options()
 def tag_list_command(**kwargs: Any) -> None:
     """List the tags of a repository."""
-    from lockresolve.bundle.tags import format_tag_table, list_tags
+    from lockresolve.bundle.commands.tags import format_tag_table, list_tags
 
     settings = settings_from_kwargs(kwargs)
     tags = _run(
@@ -241,7 +241,7 @@ tag_group.add_command(tag_list_command, "ls")
 @registry_options()
 def tag_resolve_command(**kwargs: Any) -> None:
     """Print the digest reference of an image."""
-    from lockresolve.bundle.tags import resolve_tag
+    from lockresolve.bundle.commands.tags import resolve_tag
 
     settings = settings_from_kwargs(kwargs)
     click.echo(_run(settings, lambda client: resolve_tag(client, kwargs["image"])))
@@ -274,7 +274,7 @@ def tag_resolve_command(**kwargs: Any) -> None:
 @registry_options()
 def copy_command(**kwargs: Any) -> None:
     """Copy a bundle, image or lock between registries, tars and OCI layouts, as imgpkg copy."""
-    from lockresolve.bundle.copy import CopySource, copy
+    from lockresolve.bundle.commands.copy import CopySource, copy
     from lockresolve.bundle.progress import Progress
 
     concurrency = kwargs["concurrency"]

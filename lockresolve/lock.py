@@ -46,7 +46,7 @@ from lockresolve.errors import InputError, InvalidReferenceError
 from lockresolve.fsutil import atomic_write
 from lockresolve.goyaml import marshal
 from lockresolve.reference import Reference
-from lockresolve.resolve.config import KBLD_VERSION, PathIndex, SearchRule, UpdateStrategy
+from lockresolve.resolve.configmodel import KBLD_VERSION, PathIndex, SearchRule, UpdateStrategy
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION
 from lockresolve.resolve.godata import GoList, GoMap, go_string_field, to_data
 from lockresolve.resolve.model import LockEntry

@@ -25,9 +25,9 @@ from typing import IO
 import anyio
 import anyio.to_thread
 
+from lockresolve.bundle.commands.pull import NOT_BUNDLE_HINT
 from lockresolve.bundle.imagedesc import CopyFailed, RefMeta
 from lockresolve.bundle.locations import ImageLocation, fetch_locations
-from lockresolve.bundle.pull import NOT_BUNDLE_HINT
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError
 from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry

@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 
 import anyio
 
-from lockresolve.bundle.image import go_json_string
+from lockresolve.bundle.formats.image import go_json_string
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
 from lockresolve.errors import BundleError, LockresolveError
 from lockresolve.mediatypes import (

@@ -1,6 +1,6 @@
 """Build a pushed image's one layer on disk: tar, gzip, and both digests in one pass.
 
-The tar is streamed from :func:`lockresolve.bundle.tar.iter_tar` through the
+The tar is streamed from :func:`lockresolve.bundle.formats.tar.iter_tar` through the
 chosen gzip encoder into a file, hashing the tar (the ``diff_id``) and the
 gzip (the layer digest) on the way, so memory stays flat whatever the size of
 the bundle. The registry needs the digest before the upload, hence the file.
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lockresolve.bundle.goflate import gzip_compressor
-from lockresolve.bundle.tar import LayerPlan, iter_tar
+from lockresolve.bundle.formats.tar import LayerPlan, iter_tar
 from lockresolve.errors import InputError
+from lockresolve.goflate import gzip_compressor
 
 __all__ = ["GzipKind", "LayerFile", "build_layer"]
 

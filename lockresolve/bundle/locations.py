@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from lockresolve.bundle.push import PushResult, push_files_image
+from lockresolve.bundle.commands.push import PushResult, push_files_image
 from lockresolve.bundle.remote import RemoteImage, fetch_artifact, fetch_blob_bytes
 from lockresolve.errors import AuthError, BundleError, NotFoundError
 from lockresolve.goyaml import marshal

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from lockresolve.bundle.commands.push import default_tag
 from lockresolve.bundle.imagedesc import (
     Artifact,
     CopyFailed,
@@ -26,7 +27,6 @@ from lockresolve.bundle.imagedesc import (
     manifest_of,
 )
 from lockresolve.bundle.progress import Progress
-from lockresolve.bundle.push import default_tag
 from lockresolve.bundle.sources import BlobSource
 from lockresolve.bundle.transfer import copy_blob, push_blob
 from lockresolve.errors import BundleError, LockresolveError, NotFoundError

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lockresolve.bundle.image import BUNDLE_LABEL
+from lockresolve.bundle.formats.image import BUNDLE_LABEL
 from lockresolve.errors import BundleError, ProtocolError
 from lockresolve.mediatypes import INDEX_MEDIA_TYPES
 from lockresolve.reference import Reference

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import Final
 
-from lockresolve.bundle.tar import walk_tree
+from lockresolve.bundle.formats.tar import walk_tree
 from lockresolve.errors import BundleError
 
 __all__ = [

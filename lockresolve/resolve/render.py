@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from lockresolve.errors import InputError
 from lockresolve.goyaml import TOKEN, analyze_scalar, is_plain_safe, marshal, quote_double
-from lockresolve.resolve.config import SearchRule
+from lockresolve.resolve.configmodel import SearchRule
 from lockresolve.resolve.documents import Resource, split_chunks
 from lockresolve.resolve.godata import GoMap, copy_data, count_nodes, go_equal, to_data
 from lockresolve.resolve.model import ResolvedImage

@@ -24,7 +24,7 @@ from lockresolve.errors import InvalidReferenceError, LockresolveError, UsageErr
 from lockresolve.mediatypes import DOCKER_MANIFEST_LIST, OCI_INDEX
 from lockresolve.reference import Reference
 from lockresolve.registry.model import Descriptor, Manifest
-from lockresolve.resolve.config import Config, Override, PlatformSelection
+from lockresolve.resolve.configmodel import Config, Override, PlatformSelection
 from lockresolve.resolve.model import ResolvedImage, preresolved_image
 from lockresolve.resolve.semver import SemverError, select_tag
 

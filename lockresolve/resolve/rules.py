@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from lockresolve.resolve.config import (
+from lockresolve.resolve.configmodel import (
     DEFAULT_RULE,
     Config,
     KeyMatcher,

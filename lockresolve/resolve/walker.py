@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from lockresolve.errors import InputError
 from lockresolve.goyaml import GoYAMLError, marshal
 from lockresolve.resolve import gojson
-from lockresolve.resolve.config import SearchRule, UpdateStrategy
+from lockresolve.resolve.configmodel import SearchRule, UpdateStrategy
 from lockresolve.resolve.documents import Resource, split_chunks
 from lockresolve.resolve.godata import GoList, GoMap, to_data
 from lockresolve.resolve.rules import Path, first_match

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lockresolve.bundle.copy import CopySource, copy
+from lockresolve.bundle.commands.copy import CopySource, copy
+from lockresolve.bundle.commands.pull import pull
+from lockresolve.bundle.commands.push import PushResult, default_tag, push
 from lockresolve.bundle.locations import locations_tag
-from lockresolve.bundle.pull import pull
-from lockresolve.bundle.push import PushResult, default_tag, push
 from lockresolve.errors import BundleError, NotFoundError, UsageError
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient

@@ -23,7 +23,7 @@ from lockresolve.bundle.extract import (
     replace_directory,
     staging_directory,
 )
-from lockresolve.bundle.tar import iter_tar, plan_layer
+from lockresolve.bundle.formats.tar import iter_tar, plan_layer
 from lockresolve.errors import BundleError, UnsafeArchiveError
 from tests.support.bundle_cases import BundleCase, load_cases
 from tests.support.tars import Member, tar_of

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockresolve.bundle import goflate
-from lockresolve.bundle.goflate import (
+from lockresolve.goflate import (
     GZIP_HEADER,
     GoGzipCompressor,
     ZlibGzipCompressor,
     go_gzip,
     gzip_compressor,
 )
+from lockresolve.goflate import pure as goflate
 from tests.fixtures.goflate.regen import WINDOW, make_inputs, yaml_text
 
 VECTORS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "goflate" / "vectors.json"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lockresolve import mediatypes
-from lockresolve.bundle.image import (
+from lockresolve.bundle.formats.image import (
     BUNDLE_LABEL,
     check_user_labels,
     config_json,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lockresolve.bundle.copy import CopySource, copy
-from lockresolve.bundle.ocilayout import read_oci_layout
-from lockresolve.bundle.pull import pull
-from lockresolve.bundle.push import default_tag, push
+from lockresolve.bundle.commands.copy import CopySource, copy
+from lockresolve.bundle.commands.pull import pull
+from lockresolve.bundle.commands.push import default_tag, push
+from lockresolve.bundle.formats.ocilayout import read_oci_layout
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 from tests.support.conformance import get_case, seed_case

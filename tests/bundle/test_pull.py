@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from lockresolve.bundle.image import parse_label_flags
-from lockresolve.bundle.pull import (
+from lockresolve.bundle.commands.pull import (
     BUNDLE_FLAG_HINT,
     INDEX_REFUSED,
     NOT_BUNDLE_HINT,
     pull,
     pull_lock,
 )
-from lockresolve.bundle.push import push
-from lockresolve.bundle.tar import DEFAULT_EXCLUSIONS, EntryKind, plan_layer
+from lockresolve.bundle.commands.push import push
+from lockresolve.bundle.formats.image import parse_label_flags
+from lockresolve.bundle.formats.tar import DEFAULT_EXCLUSIONS, EntryKind, plan_layer
 from lockresolve.errors import BundleError, UnsafeArchiveError, UsageError
 from lockresolve.lock import BundleLock
 from lockresolve.registry.client import RegistryClient

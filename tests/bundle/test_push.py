@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lockresolve.bundle.image import parse_label_flags
+from lockresolve.bundle.commands.push import default_tag, push
+from lockresolve.bundle.formats.image import parse_label_flags
+from lockresolve.bundle.formats.tar import DEFAULT_EXCLUSIONS, plan_layer
 from lockresolve.bundle.layer import build_layer
-from lockresolve.bundle.push import default_tag, push
-from lockresolve.bundle.tar import DEFAULT_EXCLUSIONS, plan_layer
 from lockresolve.errors import BundleError, UsageError
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
@@ -37,7 +37,7 @@ def test_all_recorded_cases_are_present() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_layer_and_config_equal_imgpkgs(case: BundleCase, tmp_path: Path) -> None:
-    from lockresolve.bundle.image import BUNDLE_LABEL, config_json
+    from lockresolve.bundle.formats.image import BUNDLE_LABEL, config_json
 
     root = tmp_path / "tree"
     case.materialise(root)

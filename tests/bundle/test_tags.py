@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lockresolve.bundle.push import default_tag, push
-from lockresolve.bundle.tags import TagInfo, format_tag_table, list_tags, resolve_tag
+from lockresolve.bundle.commands.push import default_tag, push
+from lockresolve.bundle.commands.tags import TagInfo, format_tag_table, list_tags, resolve_tag
 from lockresolve.errors import NotFoundError
 from lockresolve.registry.client import RegistryClient
 from tests.support.registry import Registry

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from lockresolve.bundle.image import BUNDLE_LABEL, config_json, manifest_json, parse_label_flags
-from lockresolve.bundle.tar import (
+from lockresolve.bundle.formats.image import (
+    BUNDLE_LABEL,
+    config_json,
+    manifest_json,
+    parse_label_flags,
+)
+from lockresolve.bundle.formats.tar import (
     DEFAULT_EXCLUSIONS,
     EntryKind,
     LayerEntry,
@@ -86,7 +91,7 @@ def test_config_from_our_tar_matches_imgpkg(case: BundleCase, tmp_path: Path) ->
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_gzip_layer_and_manifest_match_imgpkg(case: BundleCase, tmp_path: Path) -> None:
-    goflate = pytest.importorskip("lockresolve.bundle.goflate")
+    goflate = pytest.importorskip("lockresolve.goflate")
     plan = _case_plan(case, tmp_path / "root")
     layer = goflate.go_gzip(_tar(plan))
     labels = parse_label_flags(case.labels())

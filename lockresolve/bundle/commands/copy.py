@@ -29,9 +29,9 @@ from lockresolve.bundle.collect import (
     collect_images_lock,
     images_lock_from_layer,
 )
-from lockresolve.bundle.image import BUNDLE_LABEL
+from lockresolve.bundle.formats.image import BUNDLE_LABEL
+from lockresolve.bundle.formats.imgtar import TarWriteResult, read_imgpkg_tar, write_imgpkg_tar
 from lockresolve.bundle.imagedesc import Artifact, CopyFailed, ImageDesc, describe
-from lockresolve.bundle.imgtar import TarWriteResult, read_imgpkg_tar, write_imgpkg_tar
 from lockresolve.bundle.locations import ImageLocation, ImageLocations, push_locations
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.relocate import write_artifacts, write_tags
@@ -175,7 +175,7 @@ async def _load(
         artifacts, blobs = read_imgpkg_tar(Path(source.tar))
         return _Loaded(artifacts, blobs, await _bundle_nodes_from_files(artifacts, blobs))
     if source.oci_layout:
-        from lockresolve.bundle.ocilayout import read_oci_layout
+        from lockresolve.bundle.formats.ocilayout import read_oci_layout
 
         artifacts, blobs = read_oci_layout(Path(source.oci_layout))
         return _Loaded(artifacts, blobs, await _bundle_nodes_from_files(artifacts, blobs))
@@ -286,7 +286,7 @@ async def copy(
             log(f"copy | done: file '{name}'")
         return CopyResult(tuple(loaded.artifacts), tar=written)
     if to_oci_layout:
-        from lockresolve.bundle.ocilayout import write_oci_layout
+        from lockresolve.bundle.formats.ocilayout import write_oci_layout
 
         await write_oci_layout(to_oci_layout, loaded.artifacts, loaded.blobs, progress=bar)
         return CopyResult(tuple(loaded.artifacts))

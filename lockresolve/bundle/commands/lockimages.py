@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lockresolve.bundle.image import check_user_labels
+from lockresolve.bundle.commands.push import PushResult, parse_push_target, push
+from lockresolve.bundle.formats.image import check_user_labels
+from lockresolve.bundle.formats.tar import DEFAULT_EXCLUSIONS, EntryKind, plan_layer
 from lockresolve.bundle.layer import GzipKind
 from lockresolve.bundle.progress import Progress
-from lockresolve.bundle.push import PushResult, parse_push_target, push
-from lockresolve.bundle.tar import DEFAULT_EXCLUSIONS, EntryKind, plan_layer
 from lockresolve.bundle.validate import (
     IMAGES_LOCK_FILE,
     IMGPKG_DIR,

@@ -21,10 +21,15 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from lockresolve.bundle.image import BUNDLE_LABEL, check_user_labels, config_json, manifest_json
+from lockresolve.bundle.formats.image import (
+    BUNDLE_LABEL,
+    check_user_labels,
+    config_json,
+    manifest_json,
+)
+from lockresolve.bundle.formats.tar import DEFAULT_EXCLUSIONS, plan_layer
 from lockresolve.bundle.layer import GzipKind, LayerFile, build_layer
 from lockresolve.bundle.progress import Progress
-from lockresolve.bundle.tar import DEFAULT_EXCLUSIONS, plan_layer
 from lockresolve.bundle.transfer import file_body, push_blob
 from lockresolve.bundle.validate import refuse_bundle_as_image, validate_bundle
 from lockresolve.errors import BundleError, InvalidReferenceError

@@ -26,6 +26,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from lockresolve.bundle.formats.tar import EntryKind, LayerEntry
 from lockresolve.bundle.imagedesc import (
     Artifact,
     CopyFailed,
@@ -37,7 +38,6 @@ from lockresolve.bundle.imagedesc import (
 )
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.sources import BlobSource, FileBlobs, Region
-from lockresolve.bundle.tar import EntryKind, LayerEntry
 from lockresolve.errors import BundleError, InputError, LockresolveError
 
 __all__ = [

@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from lockresolve.bundle.commands.push import default_tag
 from lockresolve.bundle.imagedesc import (
     Artifact,
     CopyFailed,
@@ -36,7 +37,6 @@ from lockresolve.bundle.imagedesc import (
     manifest_of,
 )
 from lockresolve.bundle.progress import Progress
-from lockresolve.bundle.push import default_tag
 from lockresolve.bundle.remote import manifest_descriptors
 from lockresolve.bundle.sources import BlobSource, FileBlobs, Region
 from lockresolve.errors import BundleError, InputError, LockresolveError
