@@ -120,6 +120,33 @@ def wheel_venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     return venv
 
 
+def test_git_ignores_no_file_of_the_package_or_the_tests() -> None:
+    """A file git ignores is missing from every clone: a test reading it passes here and
+    fails for everyone else (as `build/` and `dist/` once hid corpus files)."""
+    done = subprocess.run(
+        [
+            "git",
+            "ls-files",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "-z",
+            "--",
+            "lockresolve",
+            "tests",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    )
+    ignored = [
+        name
+        for name in done.stdout.decode().split("\0")
+        if name and "__pycache__" not in name and not name.endswith((".pyc", ".so", ".o"))
+    ]
+    assert ignored == []
+
+
 def test_sdist_carries_every_package_file(dist: Dist) -> None:
     prefix = f"lockresolve-{__version__}/"
     with tarfile.open(dist.sdist) as tar:
