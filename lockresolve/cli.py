@@ -92,6 +92,11 @@ def cli() -> None:
     help="Re-resolve this reference (as written) only; repeatable.",
 )
 @click.option(
+    "--fail-on-change",
+    is_flag=True,
+    help="Exit 1 when a lock file was created or changed (for pre-commit hooks).",
+)
+@click.option(
     "-q",
     "--quiet",
     is_flag=True,

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# The main job end to end on a fresh Debian machine: install lockresolve and Debian's
-# docker-registry, start a registry on a free loopback port, put a few images and a small
-# Carvel package repository into it, resolve the repository's references to digests and
-# show the ImagesLock that was written. Everything lives in a temporary directory.
+# The main job end to end on a fresh Debian machine: install lockresolve (into a virtual
+# environment of its own) and Debian's docker-registry, start a registry on a free loopback
+# port, put a few images and a small Carvel package repository into it, resolve the
+# repository's references to digests and show the ImagesLock that was written. Everything
+# lives in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v docker-registry >/dev/null; then
+need=()
+command -v docker-registry >/dev/null || need+=(docker-registry)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends docker-registry
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${need[@]}"
 fi
-python3 -m pip install --quiet --disable-pip-version-check .
-
 work=$(mktemp -d)
+# lockresolve goes into a virtual environment of the demo's own (removed at the end).
+python3 -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check .
+PATH="$work/venv/bin:$PATH"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 registry="127.0.0.1:$port"
 cat > "$work/registry.yml" <<YAML

@@ -3,7 +3,8 @@
 Lock files are the one thing this layer adds to the library: it reads the
 existing ``--imgpkg-lock-output`` file as pins (unless ``--update``), writes
 the new locks atomically (temporary name, then rename, mode 0600) when their
-bytes change, or with ``--check`` compares instead of writing.
+bytes change (``--fail-on-change``: and then exits 1, for pre-commit), or with
+``--check`` compares instead of writing.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def run_resolve_command(
     update: bool = False,
     update_refs: Sequence[str] = (),
     quiet: bool = False,
+    fail_on_change: bool = False,
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -135,13 +137,19 @@ def run_resolve_command(
             print(line, file=sys.stderr)
         sys.stdout.write(result.output)
         sys.stdout.flush()
+    written: list[Path] = []
     for plan in plans:
         old = read_lock_text(plan.path)
         if old == plan.text:
             continue
         atomic_write(plan.path, plan.text.encode("utf-8"), mode=0o600)
-        if quiet:
+        written.append(plan.path)
+        if quiet or fail_on_change:
             _report(plan, old, after, "was updated" if old is not None else "was created")
+    if fail_on_change and written:
+        for path in written:
+            print(f"lockresolve: stage {path} (git add {path}) and commit again", file=sys.stderr)
+        return 1
     return 0
 
 
