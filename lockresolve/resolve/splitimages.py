@@ -1,0 +1,275 @@
+"""Images written as fields of a map: kustomize ``images:`` and Helm values.
+
+kbld's search rules find references written as one string. Two common
+conventions split them into fields instead, and pin them with a ``digest``
+field of their own:
+
+* ``--kustomize``: each ``images:`` entry of a ``Kustomization`` or
+  ``Component`` (``kustomize.config.k8s.io``) with a ``newTag`` is the
+  reference ``(newName or name):newTag``; its ``digest`` field is the pin.
+  Entries without ``newTag`` take their tag from the resources and are left
+  alone.
+* ``--helm-values``: any map with string ``repository`` and ``tag`` keys
+  (``registry`` optional) is the reference ``[registry/]repository:tag``; the
+  pin is a ``digest`` key written beside the tag. A map whose fields do not
+  join into a valid reference is an error naming the file and line.
+
+A map that already holds a digest is the reference ``…:tag@sha256:…``: pinned,
+no request, nothing rewritten. Writing a digest edits the original text (a new
+``digest:`` line under the tag at its column, or the existing value replaced in
+its quoting), and the result is parsed again: it must read as the same data
+with the one field set, else the run fails instead of writing something else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from lockresolve.errors import InputError, InvalidReferenceError
+from lockresolve.reference import Reference
+from lockresolve.resolve.documents import Resource
+from lockresolve.resolve.godata import GoList, GoMap, copy_data, go_equal, to_data
+from lockresolve.resolve.model import ResolvedImage
+from lockresolve.resolve.walker import Occurrence
+from lockresolve.resolve.yamlnodes import MappingNode, ScalarNode, compose
+
+__all__ = [
+    "HELM_VALUES",
+    "KUSTOMIZE",
+    "SplitImage",
+    "find_split_images",
+    "pin_split_images",
+]
+
+KUSTOMIZE = "kustomize"
+HELM_VALUES = "helm-values"
+_KUSTOMIZE_KINDS = frozenset({"Kustomization", "Component"})
+_KUSTOMIZE_GROUP = "kustomize.config.k8s.io/"
+
+
+@dataclass(frozen=True, eq=False)
+class SplitImage:
+    """One map that spells an image reference in fields."""
+
+    reference: str  # the joined reference (with ``@digest`` when one is written)
+    source: str
+    line: int  # 1-based line of the map's tag field
+    fields: GoMap  # the map, as decoded
+    tag_key: str  # "newTag" or "tag": the digest is written under it
+    written_digest: str | None
+
+    @property
+    def occurrence(self) -> Occurrence:
+        return Occurrence(self.reference, self.source, self.line)
+
+
+def _line(res: Resource, fields: GoMap, key: str) -> int:
+    node = fields.key_nodes.get(key) or fields.node
+    return res.line if node is None else res.line_offset + node.line + 1
+
+
+def _string(fields: GoMap, key: str) -> str | None:
+    value = fields.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _is_kustomization(data: GoMap) -> bool:
+    api = data.get("apiVersion")
+    return (
+        data.get("kind") in _KUSTOMIZE_KINDS
+        and isinstance(api, str)
+        and api.startswith(_KUSTOMIZE_GROUP)
+    )
+
+
+def _join(
+    res: Resource, fields: GoMap, name: str, tag_key: str, registry: str | None = None
+) -> SplitImage:
+    """The reference the fields spell; InputError when they do not spell one."""
+    line = _line(res, fields, tag_key)
+    tag = fields.get(tag_key)
+    if not isinstance(tag, str):
+        raise InputError(
+            f"the image's '{tag_key}' is not a string (quote it: a number would be read "
+            f"as {tag!r})",
+            res.source,
+            line,
+        )
+    digest = fields.get("digest")
+    if digest is not None and not isinstance(digest, str):
+        raise InputError("the image's 'digest' is not a string", res.source, line)
+    if not name or not tag:
+        empty = "repository" if not name else tag_key
+        raise InputError(
+            f"the image's '{empty}' is empty: cannot tell which image it is (left for "
+            "the chart to fill in?)",
+            res.source,
+            line,
+        )
+    joined = f"{registry.rstrip('/')}/{name}" if registry else name
+    joined += f":{tag}"
+    if digest:
+        joined += f"@{digest}"
+    try:
+        ref = Reference.parse(joined)
+    except InvalidReferenceError as exc:
+        raise InputError(
+            f"the image's fields do not join into a valid reference: {exc.reason}",
+            res.source,
+            line,
+        ) from None
+    # A digest in its field, or inside the tag field (``1.2@sha256:…``): pinned already.
+    written = str(ref.digest) if ref.digest is not None else None
+    return SplitImage(joined, res.source, line, fields, tag_key, written)
+
+
+def _kustomize_images(res: Resource) -> Iterator[SplitImage]:
+    if not _is_kustomization(res.data):
+        return
+    images = res.data.get("images")
+    if not isinstance(images, GoList):
+        return
+    for entry in images:
+        if not isinstance(entry, GoMap) or "newTag" not in entry:
+            continue  # no tag of its own: kustomize takes the resource's
+        name = _string(entry, "newName") or _string(entry, "name") or ""
+        yield _join(res, entry, name, "newTag")
+
+
+def _maps(data: object) -> Iterator[GoMap]:
+    """Every map in ``data``, in document order (explicit stack)."""
+    work: list[object] = [data]
+    seen: set[int] = set()
+    while work:
+        value = work.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, GoMap):
+            yield value
+            work.extend(reversed(list(value.values())))
+        elif isinstance(value, GoList):
+            work.extend(reversed(value))
+
+
+def _helm_images(res: Resource) -> Iterator[SplitImage]:
+    for fields in _maps(res.data):
+        if "repository" not in fields or "tag" not in fields:
+            continue
+        repository = fields.get("repository")
+        registry = fields.get("registry")
+        if not isinstance(repository, str) or not (registry is None or isinstance(registry, str)):
+            which = "repository" if not isinstance(repository, str) else "registry"
+            raise InputError(
+                f"the image's '{which}' is not a string", res.source, _line(res, fields, which)
+            )
+        yield _join(res, fields, repository, "tag", registry or None)
+
+
+def find_split_images(res: Resource, kinds: frozenset[str]) -> tuple[SplitImage, ...]:
+    """The split images of one resource (whole documents only, not ``List`` items)."""
+    if res.item or not kinds:
+        return ()
+    found: list[SplitImage] = []
+    if KUSTOMIZE in kinds:
+        found.extend(_kustomize_images(res))
+    if HELM_VALUES in kinds and not (KUSTOMIZE in kinds and _is_kustomization(res.data)):
+        found.extend(_helm_images(res))
+    return tuple(found)
+
+
+# --- writing the digest ------------------------------------------------------------------
+
+
+def _digest_of(url: str) -> str:
+    return url.rsplit("@", 1)[1]
+
+
+def _line_end(text: str, pos: int) -> int:
+    cut = text.find("\n", pos)
+    return len(text) if cut < 0 else cut + 1
+
+
+def _edit(res: Resource, image: SplitImage, digest: str) -> tuple[int, int, str]:
+    """Where and what to write for ``digest``: (start, end, text)."""
+    text = res.text
+    nl = res.newline
+    fields = image.fields
+    where = (res.source, image.line)
+    if "digest" in fields:
+        node = fields.value_nodes["digest"]
+        if not isinstance(node, ScalarNode) or node.anchor or node.tag or node.style in ("|", ">"):
+            raise InputError("cannot rewrite this 'digest' value in place", *where)
+        if node.start == node.end:  # ``digest:`` with no value
+            return node.start, node.end, " " + digest if text[node.start - 1] == ":" else digest
+        quote = node.style or ('"' if fields.node is not None and fields.node.flow else "")
+        return node.start, node.end, f"{quote}{digest}{quote}"
+    mapping = fields.node
+    value = fields.value_nodes.get(image.tag_key)
+    key = fields.key_nodes.get(image.tag_key)
+    if mapping is None or value is None or key is None:
+        raise InputError("cannot find where the tag is written", *where)
+    if mapping.flow:
+        return value.end, value.end, f', digest: "{digest}"'
+    if "\n" in text[value.start : value.end] or not _starts_line(text, key.start):
+        raise InputError("cannot write 'digest:' beside this tag (a multi-line tag?)", *where)
+    pos = _line_end(text, value.end)
+    line = " " * key.column + f"digest: {digest}" + nl
+    if pos == len(text) and not text.endswith("\n"):
+        line = nl + line.removesuffix(nl)
+    return pos, pos, line
+
+
+def _starts_line(text: str, start: int) -> bool:
+    return not text[text.rfind("\n", 0, start) + 1 : start].strip(" ")
+
+
+def pin_split_images(
+    res: Resource, images: Sequence[SplitImage], resolved: Mapping[str, ResolvedImage]
+) -> Resource:
+    """``res`` with the digest of each image written; the same resource when none changes."""
+    edits: list[tuple[int, int, str]] = []
+    expected = copy_data(res.data)
+    for image in images:
+        digest = _digest_of(resolved[image.reference].url)
+        if image.written_digest is not None:
+            continue  # pinned in the text already (the reference holds that digest)
+        edits.append(_edit(res, image, digest))
+        _set_digest(expected, res.data, image.fields, digest)
+    if not edits:
+        return res
+    out: list[str] = []
+    pos = 0
+    for start, end, new in sorted(edits):
+        out += [res.text[pos:start], new]
+        pos = end
+    out.append(res.text[pos:])
+    text = "".join(out)
+    root = compose(text, res.source, res.line_offset)
+    data = to_data(root, res.source, res.line_offset) if root is not None else None
+    if not isinstance(root, MappingNode) or not isinstance(data, GoMap):
+        raise InputError("writing the digests broke the document", res.source, res.line)
+    if not go_equal(data, expected):
+        raise InputError(
+            "writing the digests would change more than the 'digest' fields "
+            "(an anchor or alias shared with other places?)",
+            res.source,
+            images[0].line,
+        )
+    return dataclasses.replace(res, text=text, span=(0, len(text)), node=root, data=data)
+
+
+def _set_digest(copy: object, original: object, target: GoMap, digest: str) -> None:
+    """Set ``digest`` in the copy of ``target`` inside ``copy`` (a copy of ``original``)."""
+    work: list[tuple[object, object]] = [(copy, original)]
+    while work:
+        c, o = work.pop()
+        if o is target and isinstance(c, dict):
+            c["digest"] = digest
+            return
+        if isinstance(o, dict) and isinstance(c, dict):
+            work.extend((c[k], v) for k, v in o.items() if k in c)
+        elif isinstance(o, list) and isinstance(c, list):
+            work.extend(zip(c, o, strict=False))
