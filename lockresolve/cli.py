@@ -103,13 +103,15 @@ def cli() -> None:
     is_flag=True,
     help="Print no documents and no 'resolve | final' lines; say what changed in the locks.",
 )
+@split_image_options
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""
     from lockresolve.resolve.command import run_resolve_command
 
     settings = settings_from_kwargs(kwargs)
-    code = run_resolve_command(settings=settings, **kwargs)
+    split_kinds = split_kinds_from_kwargs(kwargs)
+    code = run_resolve_command(settings=settings, split_kinds=split_kinds, **kwargs)
     if code:
         raise SystemExit(code)
 

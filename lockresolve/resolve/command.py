@@ -86,6 +86,7 @@ def run_resolve_command(
     update: bool = False,
     update_refs: Sequence[str] = (),
     quiet: bool = False,
+    split_kinds: frozenset[str] = frozenset(),
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -103,6 +104,7 @@ def run_resolve_command(
         registry=settings,
         # --check and --quiet never print the documents: skip writing them
         render=not (check or quiet),
+        split_kinds=split_kinds,
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

@@ -9,10 +9,13 @@ field of their own:
   reference ``(newName or name):newTag``; its ``digest`` field is the pin.
   Entries without ``newTag`` take their tag from the resources and are left
   alone.
-* ``--helm-values``: any map with string ``repository`` and ``tag`` keys
-  (``registry`` optional) is the reference ``[registry/]repository:tag``; the
-  pin is a ``digest`` key written beside the tag. A map whose fields do not
-  join into a valid reference is an error naming the file and line.
+* ``--helm-values``: any map with ``repository`` and ``tag`` keys whose
+  values are scalars (``registry`` optional) is the reference
+  ``[registry/]repository:tag``; the pin is a ``digest`` key written beside
+  the tag. A map whose fields do not join into a valid reference (an empty or
+  numeric tag, say) is an error naming the file and line. Maps whose
+  ``repository`` or ``tag`` is itself a map or list (a JSON schema's
+  ``properties``) are not images.
 
 A map that already holds a digest is the reference ``…:tag@sha256:…``: pinned,
 no request, nothing rewritten. Writing a digest edits the original text (a new
@@ -85,9 +88,14 @@ def _is_kustomization(data: GoMap) -> bool:
 
 
 def _join(
-    res: Resource, fields: GoMap, name: str, tag_key: str, registry: str | None = None
+    res: Resource,
+    fields: GoMap,
+    name: str,
+    keys: tuple[str, str],
+    registry: str | None = None,
 ) -> SplitImage:
     """The reference the fields spell; InputError when they do not spell one."""
+    name_key, tag_key = keys
     line = _line(res, fields, tag_key)
     tag = fields.get(tag_key)
     if not isinstance(tag, str):
@@ -101,7 +109,7 @@ def _join(
     if digest is not None and not isinstance(digest, str):
         raise InputError("the image's 'digest' is not a string", res.source, line)
     if not name or not tag:
-        empty = "repository" if not name else tag_key
+        empty = name_key if not name else tag_key
         raise InputError(
             f"the image's '{empty}' is empty: cannot tell which image it is (left for "
             "the chart to fill in?)",
@@ -134,8 +142,13 @@ def _kustomize_images(res: Resource) -> Iterator[SplitImage]:
     for entry in images:
         if not isinstance(entry, GoMap) or "newTag" not in entry:
             continue  # no tag of its own: kustomize takes the resource's
-        name = _string(entry, "newName") or _string(entry, "name") or ""
-        yield _join(res, entry, name, "newTag")
+        key = "newName" if "newName" in entry else "name"
+        name = entry.get(key)
+        if not isinstance(name, str):
+            raise InputError(
+                f"the image's '{key}' is not a string", res.source, _line(res, entry, key)
+            )
+        yield _join(res, entry, name, (key, "newTag"))
 
 
 def _maps(data: object) -> Iterator[GoMap]:
@@ -158,6 +171,8 @@ def _helm_images(res: Resource) -> Iterator[SplitImage]:
     for fields in _maps(res.data):
         if "repository" not in fields or "tag" not in fields:
             continue
+        if any(isinstance(fields.get(k), GoMap | GoList) for k in ("repository", "tag")):
+            continue  # not the convention (a JSON schema's ``properties``, say)
         repository = fields.get("repository")
         registry = fields.get("registry")
         if not isinstance(repository, str) or not (registry is None or isinstance(registry, str)):
@@ -165,7 +180,7 @@ def _helm_images(res: Resource) -> Iterator[SplitImage]:
             raise InputError(
                 f"the image's '{which}' is not a string", res.source, _line(res, fields, which)
             )
-        yield _join(res, fields, repository, "tag", registry or None)
+        yield _join(res, fields, repository, ("repository", "tag"), registry or None)
 
 
 def find_split_images(res: Resource, kinds: frozenset[str]) -> tuple[SplitImage, ...]:
