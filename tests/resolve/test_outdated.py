@@ -235,3 +235,35 @@ def test_newer_tags_pure() -> None:
     assert newer_tags(tags, "1.0.0") == ("1.1.0", "v1.0.2", "1.0.1")
     assert newer_tags(tags, "1.1.0-rc.0") == ("1.1.0", "1.1.0-rc.1")
     assert newer_tags(tags, "latest") == ()
+
+
+def test_split_images_kustomize_and_helm_values(
+    setup: Setup, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With --kustomize / --helm-values the digest field is the pin that may have moved."""
+    old_k = setup.push("kz", "1.0.0", "k1")
+    old_h = setup.push("hv", "1.0.0", "h1")
+    repo_k = f"{setup.registry.host}/{setup.prefix}/kz"
+    repo_h = f"{setup.registry.host}/{setup.prefix}/hv"
+    (setup.config / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+        f"- name: app\n  newName: {repo_k}\n  newTag: 1.0.0\n  digest: {old_k}\n"
+    )
+    (setup.config / "values.yaml").write_text(
+        f"image:\n  repository: {repo_h}\n  tag: 1.0.0\n  digest: {old_h}\n"
+    )
+    new_k = setup.push("kz", "1.0.0", "k2")
+    setup.push("hv", "1.1.0", "h2")
+    code, out, err = run_cli(
+        ["outdated", "-f", str(setup.config), "--kustomize", "--helm-values", "--output", "json"],
+        capfd,
+    )
+    assert code == 0, err
+    rows = by_ref(out)
+    kz = rows[f"{repo_k}:1.0.0@{old_k}"]
+    assert (kz["moved"], kz["current"], kz["line"]) == (True, f"{repo_k}@{new_k}", 6)
+    hv = rows[f"{repo_h}:1.0.0@{old_h}"]
+    assert (hv["moved"], hv["newer"], hv["line"]) == (False, ["1.1.0"], 3)
+    # Without the flags the fields are not images: nothing to report.
+    code, out, err = run_cli(["outdated", "-f", str(setup.config), "--output", "json"], capfd)
+    assert (code, out) == (0, "[]\n"), err
