@@ -64,6 +64,10 @@ class SplitImage:
     written_digest: str | None
 
     @property
+    def where(self) -> tuple[str, int]:
+        return self.source, self.line
+
+    @property
     def occurrence(self) -> Occurrence:
         return Occurrence(self.reference, self.source, self.line)
 
@@ -238,26 +242,30 @@ def _edit(res: Resource, image: SplitImage, digest: str) -> tuple[int, int, str]
 
 
 def _starts_line(text: str, start: int) -> bool:
-    return not text[text.rfind("\n", 0, start) + 1 : start].strip(" ")
+    """Only indentation (or sequence dashes: ``- tag: 1``) before ``start`` on its line."""
+    return not text[text.rfind("\n", 0, start) + 1 : start].strip(" -")
 
 
 def pin_split_images(
     res: Resource, images: Sequence[SplitImage], resolved: Mapping[str, ResolvedImage]
 ) -> Resource:
     """``res`` with the digest of each image written; the same resource when none changes."""
-    edits: list[tuple[int, int, str]] = []
+    edits: dict[tuple[int, int], str] = {}
     expected = copy_data(res.data)
     for image in images:
         digest = _digest_of(resolved[image.reference].url)
         if image.written_digest is not None:
             continue  # pinned in the text already (the reference holds that digest)
-        edits.append(_edit(res, image, digest))
+        start, end, new = _edit(res, image, digest)
+        # A map reached through an alias too is written once, in its anchored text.
+        if edits.setdefault((start, end), new) != new:  # pragma: no cover - same map, same ref
+            raise InputError("two images would write one place differently", *image.where)
         _set_digest(expected, res.data, image.fields, digest)
     if not edits:
         return res
     out: list[str] = []
     pos = 0
-    for start, end, new in sorted(edits):
+    for (start, end), new in sorted(edits.items()):
         out += [res.text[pos:start], new]
         pos = end
     out.append(res.text[pos:])

@@ -211,3 +211,41 @@ def test_map_that_cannot_join_is_reported_with_file_and_line(
     code, out, err = run_cli(["-f", str(path)], capfd)
     assert code == 0, err
     assert out == "---\n" + path.read_text()
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # a map that starts a sequence item: the digest goes at the tag's column
+        (
+            "images:\n- tag: '1'\n  repository: x.io/r\n",
+            f"images:\n- tag: '1'\n  digest: {DIGEST}\n  repository: x.io/r\n",
+        ),
+        # one map reached through an alias and a merge key: written once, at its anchor
+        (
+            "a: &i\n  repository: x.io/r\n  tag: '1'\nb: *i\nc:\n  <<: *i\n  x: 1\n",
+            f"a: &i\n  repository: x.io/r\n  tag: '1'\n  digest: {DIGEST}\nb: *i\n"
+            "c:\n  <<: *i\n  x: 1\n",
+        ),
+        # an empty digest with a comment, and a null one
+        (
+            "a:\n  repository: x.io/r\n  tag: '1'\n  digest:   # fill\nb:\n"
+            "  repository: x.io/r\n  tag: '1'\n  digest: ~\n",
+            f"a:\n  repository: x.io/r\n  tag: '1'\n  digest: {DIGEST}   # fill\nb:\n"
+            f"  repository: x.io/r\n  tag: '1'\n  digest: {DIGEST}\n",
+        ),
+    ],
+    ids=["sequence-item", "alias-and-merge", "empty-and-null-digest"],
+)
+def test_digest_written_once_in_the_right_place(text: str, want: str) -> None:
+    from lockresolve.resolve.documents import parse_source
+    from lockresolve.resolve.model import ResolvedImage
+    from lockresolve.resolve.splitimages import HELM_VALUES, find_split_images, pin_split_images
+
+    (res,) = parse_source("values.yaml", text).resources
+    images = find_split_images(res, frozenset({HELM_VALUES}))
+    resolved = {i.reference: ResolvedImage(f"x.io/r@{DIGEST}") for i in images}
+    assert pin_split_images(res, images, resolved).text == want
