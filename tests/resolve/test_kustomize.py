@@ -164,3 +164,38 @@ def test_entry_that_cannot_join_is_an_error_with_file_and_line(
     assert (code, out) == (1, "")
     assert err.startswith(f"lockresolve: error: {path}:6: the image's fields do not join")
     assert "Traceback" not in err
+
+
+def test_missing_image_fails_with_file_and_line_and_check_reports_the_lock(
+    registry: Registry,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    prefix = prefix_for(request)
+    push_tag(registry, f"{prefix}/app", "1.0", f"{prefix}-app")
+    path = tmp_path / "kustomization.yaml"
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+        f"- name: app\n  newName: {registry.host}/{prefix}/app\n  newTag: '1.0'\n"
+        f"- name: gone\n  newName: {registry.host}/{prefix}/gone\n  newTag: '9'\n"
+    )
+    path.write_text(text)
+    lock = tmp_path / "images.yml"
+    argv = ["-f", str(path), "--kustomize", "--imgpkg-lock-output", str(lock)]
+    code, out, err = run_cli(argv, capfd)
+    assert (code, out) == (1, "")
+    assert f"Resolving image '{registry.host}/{prefix}/gone:9' ({path}:9):" in err
+    assert not lock.exists()
+    assert path.read_text() == text
+
+    # Drop the missing one: --check names the lock entry to add, writes nothing.
+    path.write_text(text.split("- name: gone")[0])
+    code, out, err = run_cli([*argv, "--check"], capfd)
+    assert (code, out) == (1, "")
+    assert f"  + {registry.host}/{prefix}/app:1.0 -> {registry.host}/{prefix}/app@sha256:" in err
+    assert not lock.exists()
+    code, _, err = run_cli([*argv, "-q"], capfd)
+    assert code == 0, err
+    code, _, err = run_cli([*argv, "--check"], capfd)
+    assert code == 0, err
