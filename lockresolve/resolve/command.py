@@ -105,6 +105,7 @@ def run_resolve_command(
         # --check and --quiet never print the documents: skip writing them
         render=not (check or quiet),
         split_kinds=split_kinds,
+        digest_fields=not (update or update_refs),
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

@@ -69,7 +69,12 @@ from lockresolve.resolve.render import render_resource
 from lockresolve.resolve.resolver import Resolver, parse_platform
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
 from lockresolve.resolve.sources import SourceKind, SourceSpec, decode_source, expand_paths
-from lockresolve.resolve.splitimages import SplitImage, find_split_images, pin_split_images
+from lockresolve.resolve.splitimages import (
+    SplitImage,
+    field_pins,
+    find_split_images,
+    pin_split_images,
+)
 from lockresolve.resolve.walker import Occurrence, find_references
 
 if TYPE_CHECKING:
@@ -129,6 +134,8 @@ class ResolveOptions:
     #: also images written as map fields: ``"kustomize"`` (``--kustomize``),
     #: ``"helm-values"`` (``--helm-values``); see :mod:`lockresolve.resolve.splitimages`
     split_kinds: frozenset[str] = frozenset()
+    #: a written ``digest`` field pins its reference (False: ``--update``, re-resolve them)
+    digest_fields: bool = True
 
 
 @dataclass(frozen=True)
@@ -327,6 +334,7 @@ async def resolve_inputs(
     waiting: dict[str, list[int]] = {}  # reference -> resources that wait for it
     splits: dict[int, tuple[SplitImage, ...]] = {}  # resource -> its images written as fields
     render_errors: list[LockresolveError] = []
+    pinned_fields: dict[str, ResolvedImage] = {}  # joined reference -> its digest field's pin
 
     def render(index: int) -> None:
         if options.render and not errors:
@@ -343,7 +351,7 @@ async def resolve_inputs(
 
     async def resolve_one(ref: str) -> None:
         try:
-            resolved[ref] = await resolver.resolve(ref)
+            resolved[ref] = pinned_fields.get(ref) or await resolver.resolve(ref)
         except LockresolveError as exc:
             message = exc.reason if isinstance(exc, InvalidReferenceError) else str(exc)
             # A value that is no image reference at all may be one on purpose: say how.
@@ -370,6 +378,9 @@ async def resolve_inputs(
                         split = find_split_images(resource, options.split_kinds)
                         if split:
                             splits[index] = split
+                            if options.digest_fields and platform is None:
+                                for ref, pin in field_pins(split, config, options.pins).items():
+                                    pinned_fields.setdefault(ref, pin)
                             occurrences.extend(image.occurrence for image in split)
                             distinct = tuple(
                                 dict.fromkeys((*distinct, *(i.reference for i in split)))

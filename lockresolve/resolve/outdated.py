@@ -354,7 +354,9 @@ async def check_outdated(
     scanned = await scan_inputs(inputs, options.own_lock, options.split_kinds)
     if not scanned.sources:
         raise UsageError("no input files (give -f with a file, directory, '-' or URL)")
-    targets, problems = plan_targets(scanned.occurrences, scanned.config, options.pins)
+    # A digest written in a field is "the digest beside the tag": it comes first.
+    pins = {**options.pins, **scanned.field_pins}
+    targets, problems = plan_targets(scanned.occurrences, scanned.config, pins)
     if not targets:
         return OutdatedReport((), tuple(problems), RequestStats())
     session = client or options.registry.client()

@@ -8,16 +8,17 @@ when asked, the images split into fields (:mod:`.splitimages`).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
 
 from lockresolve.resolve.config import Config, load_config
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION, ParsedSource, parse_source
+from lockresolve.resolve.model import ResolvedImage
 from lockresolve.resolve.rules import search_rules
-from lockresolve.resolve.splitimages import find_split_images
+from lockresolve.resolve.splitimages import field_pins, find_split_images
 from lockresolve.resolve.walker import Occurrence, find_references
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class Scanned:
     config: Config
     #: every reference found, in input order (split images at their tag's line)
     occurrences: tuple[Occurrence, ...]
+    #: the pins written ``digest`` fields give (see :func:`.splitimages.field_pins`)
+    field_pins: Mapping[str, ResolvedImage] = field(default_factory=dict)
 
 
 def _parse_all(texts: Sequence[tuple[str, str]]) -> list[ParsedSource]:
@@ -62,8 +65,12 @@ async def scan_inputs(
     )
     rules = search_rules(config)
     occurrences: list[Occurrence] = []
+    pins: dict[str, ResolvedImage] = {}
     for source in sources:
         for resource in source.resources:
             occurrences.extend(find_references((resource,), rules).occurrences)
-            occurrences.extend(i.occurrence for i in find_split_images(resource, split_kinds))
-    return Scanned(tuple(sources), config, tuple(occurrences))
+            split = find_split_images(resource, split_kinds)
+            occurrences.extend(i.occurrence for i in split)
+            for ref, pin in field_pins(split, config, {}).items():
+                pins.setdefault(ref, pin)
+    return Scanned(tuple(sources), config, tuple(occurrences), pins)

@@ -17,11 +17,13 @@ field of their own:
   ``repository`` or ``tag`` is itself a map or list (a JSON schema's
   ``properties``) are not images.
 
-A map that already holds a digest is the reference ``…:tag@sha256:…``: pinned,
-no request, nothing rewritten. Writing a digest edits the original text (a new
-``digest:`` line under the tag at its column, or the existing value replaced in
-its quoting), and the result is parsed again: it must read as the same data
-with the one field set, else the run fails instead of writing something else.
+The reference is ``name:tag``; a digest already in the ``digest`` field is
+its pin (:func:`field_pins`), so a pinned file costs no request and gives the
+lock the same entry as the run that wrote the digest. Writing a digest edits
+the original text (a new ``digest:`` line under the tag at its column, or the
+existing value replaced in its quoting), and the result is parsed again: it
+must read as the same data with only the ``digest`` fields set, else the run
+fails instead of writing something else.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 
 from lockresolve.errors import InputError, InvalidReferenceError
 from lockresolve.reference import Reference
+from lockresolve.resolve.configmodel import Config
 from lockresolve.resolve.documents import Resource
 from lockresolve.resolve.godata import GoList, GoMap, copy_data, go_equal, to_data
 from lockresolve.resolve.model import ResolvedImage
@@ -42,6 +45,7 @@ __all__ = [
     "HELM_VALUES",
     "KUSTOMIZE",
     "SplitImage",
+    "field_pins",
     "find_split_images",
     "pin_split_images",
 ]
@@ -56,12 +60,13 @@ _KUSTOMIZE_GROUP = "kustomize.config.k8s.io/"
 class SplitImage:
     """One map that spells an image reference in fields."""
 
-    reference: str  # the joined reference (with ``@digest`` when one is written)
+    reference: str  # the joined reference, ``name:tag`` (the digest field is not part of it)
     source: str
     line: int  # 1-based line of the map's tag field
     fields: GoMap  # the map, as decoded
     tag_key: str  # "newTag" or "tag": the digest is written under it
-    written_digest: str | None
+    written_digest: str | None  # the ``digest`` field, when set
+    fixed: bool = False  # a digest inside the tag field: never rewritten
 
     @property
     def where(self) -> tuple[str, int]:
@@ -122,17 +127,16 @@ def _join(
         )
     joined = f"{registry.rstrip('/')}/{name}" if registry else name
     joined += f":{tag}"
-    if digest:
-        joined += f"@{digest}"
     try:
-        ref = Reference.parse(joined)
+        ref = Reference.parse(joined + (f"@{digest}" if digest else ""))
     except InvalidReferenceError as exc:
         raise InputError(
             f"the image's fields do not join into a valid reference: {exc.reason}",
             res.source,
             line,
         ) from None
-    # A digest in its field, or inside the tag field (``1.2@sha256:…``): pinned already.
+    if "@" in tag:  # ``tag: 1.2@sha256:…``: pinned inside the tag, nothing to write
+        return SplitImage(joined, res.source, line, fields, tag_key, None, fixed=True)
     written = str(ref.digest) if ref.digest is not None else None
     return SplitImage(joined, res.source, line, fields, tag_key, written)
 
@@ -254,8 +258,8 @@ def pin_split_images(
     expected = copy_data(res.data)
     for image in images:
         digest = _digest_of(resolved[image.reference].url)
-        if image.written_digest is not None:
-            continue  # pinned in the text already (the reference holds that digest)
+        if image.fixed or image.written_digest == digest:
+            continue  # the text says so already
         start, end, new = _edit(res, image, digest)
         # A map reached through an alias too is written once, in its anchored text.
         if edits.setdefault((start, end), new) != new:  # pragma: no cover - same map, same ref
@@ -296,3 +300,37 @@ def _set_digest(copy: object, original: object, target: GoMap, digest: str) -> N
             work.extend((c[k], v) for k, v in o.items() if k in c)
         elif isinstance(o, list) and isinstance(c, list):
             work.extend(zip(c, o, strict=False))
+
+
+def field_pins(
+    images: Sequence[SplitImage], config: Config, lock_pins: Mapping[str, ResolvedImage]
+) -> dict[str, ResolvedImage]:
+    """The pins the ``digest`` fields give, by joined reference.
+
+    A written digest pins its reference as an entry of the existing lock would
+    (``{resolved: {tag, url}}``, the url after any override), with these
+    exceptions: a reference the lock pins is left to the lock (its digest is
+    then written into the field); when a lock was read (``lock_pins`` not
+    empty) a reference it does not know is resolved again (a tag edited by hand
+    next to an old digest); and a ``preresolved`` override decides for itself.
+    """
+    pins: dict[str, ResolvedImage] = {}
+    for image in images:
+        ref = image.reference
+        if image.written_digest is None or lock_pins or ref in pins:
+            continue
+        override = config.override_for(ref)
+        if override is not None and override.preresolved:
+            continue
+        url = override.new_image if override is not None and override.new_image else ref
+        try:
+            target = Reference.parse(url)
+        except InvalidReferenceError:
+            continue  # the resolver reports it
+        if target.digest is not None:
+            continue
+        pins[ref] = ResolvedImage(
+            f"{target.context}@{image.written_digest}",
+            ({"resolved": {"tag": target.effective_tag or "latest", "url": url}},),
+        )
+    return pins

@@ -137,8 +137,9 @@ def test_hand_written_keeps_comments_quotes_and_line_endings(
     # Run again on the pinned output: the digests are written, so no request and no change.
     path.write_bytes(out.removeprefix("---" + newline).encode())
     mark = registry.mark()
-    again, _ = lock_of(capfd, tmp_path, path, extra=("--kustomize",))
+    again, again_lock = lock_of(capfd, tmp_path, path, extra=("--kustomize",))
     assert again == out
+    assert again_lock == lock  # the digest fields pin as the lock did: same entries
     assert registry.request_log(since=mark) == []
 
 
@@ -199,3 +200,52 @@ def test_missing_image_fails_with_file_and_line_and_check_reports_the_lock(
     assert code == 0, err
     code, _, err = run_cli([*argv, "--check"], capfd)
     assert code == 0, err
+
+
+def test_pinned_file_lifecycle_with_lock_update_and_edited_tag(
+    registry: Registry,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The file is rewritten with the output each time, as a user pinning in place does."""
+    prefix = prefix_for(request)
+    repo = f"{registry.host}/{prefix}/app"
+    v1 = push_tag(registry, f"{prefix}/app", "1.0", f"{prefix}-1")
+    path = tmp_path / "kustomization.yaml"
+    lock = tmp_path / "images.yml"
+    path.write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+        f"- name: app\n  newName: {repo}\n  newTag: '1.0'\n"
+    )
+    argv = ["-f", str(path), "--kustomize", "--imgpkg-lock-output", str(lock)]
+
+    def run(*extra: str) -> str:
+        code, out, err = run_cli([*argv, *extra], capfd)
+        assert code == 0, err
+        text = out.removeprefix("---\n")
+        path.write_text(text)
+        return text
+
+    assert f"  digest: {v1}\n" in run()
+    first_lock = lock.read_text()
+    # Re-run on the pinned file with its lock: no request, same file, same lock.
+    v2 = push_tag(registry, f"{prefix}/app", "1.0", f"{prefix}-2")  # the tag moves
+    mark = registry.mark()
+    assert f"  digest: {v1}\n" in run()
+    assert registry.request_log(since=mark) == []
+    assert lock.read_text() == first_lock
+    code, _, err = run_cli([*argv, "--check"], capfd)
+    assert code == 0, err
+    # --update re-resolves and rewrites the digest field in place.
+    text = run("--update")
+    assert f"  digest: {v2}\n" in text and v1 not in text
+    assert f"image: {repo}@{v2}\n" in lock.read_text()
+    # A tag edited by hand next to the old digest: the lock does not know it, so it
+    # is resolved again and the stale digest replaced.
+    v3 = push_tag(registry, f"{prefix}/app", "1.1", f"{prefix}-3")
+    path.write_text(path.read_text().replace("newTag: '1.0'", "newTag: '1.1'"))
+    text = run()
+    assert f"  newTag: '1.1'\n  digest: {v3}\n" in text
+    assert f"kbld.carvel.dev/id: {repo}:1.1\n" in lock.read_text()
+    assert f"{repo}:1.0" not in lock.read_text()

@@ -260,9 +260,10 @@ def test_split_images_kustomize_and_helm_values(
     )
     assert code == 0, err
     rows = by_ref(out)
-    kz = rows[f"{repo_k}:1.0.0@{old_k}"]
+    kz = rows[f"{repo_k}:1.0.0"]
     assert (kz["moved"], kz["current"], kz["line"]) == (True, f"{repo_k}@{new_k}", 6)
-    hv = rows[f"{repo_h}:1.0.0@{old_h}"]
+    assert kz["pinned"] == f"{repo_k}@{old_k}"
+    hv = rows[f"{repo_h}:1.0.0"]
     assert (hv["moved"], hv["newer"], hv["line"]) == (False, ["1.1.0"], 3)
     # Without the flags the fields are not images: nothing to report.
     code, out, err = run_cli(["outdated", "-f", str(setup.config), "--output", "json"], capfd)
