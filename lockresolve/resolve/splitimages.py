@@ -320,8 +320,8 @@ def field_pins(
         if image.written_digest is None or lock_pins or ref in pins:
             continue
         override = config.override_for(ref)
-        if override is not None and override.preresolved:
-            continue
+        if override is not None and (override.preresolved or override.tag_selection):
+            continue  # the override decides (no tag of the field's to record)
         url = override.new_image if override is not None and override.new_image else ref
         try:
             target = Reference.parse(url)
