@@ -81,12 +81,12 @@ def run_resolve_command(
     origins_annotation: bool = True,
     image_map_file: Path | None = None,
     platform: str | None = None,
+    split_kinds: frozenset[str] = frozenset(),
     unresolved_inspect: bool = False,
     check: bool = False,
     update: bool = False,
     update_refs: Sequence[str] = (),
     quiet: bool = False,
-    split_kinds: frozenset[str] = frozenset(),
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
