@@ -15,7 +15,13 @@ from typing import Any
 import click
 
 from lockresolve._version import __version__
-from lockresolve.cli_options import bool_option, registry_options, settings_from_kwargs
+from lockresolve.cli_options import (
+    bool_option,
+    registry_options,
+    settings_from_kwargs,
+    split_image_options,
+    split_kinds_from_kwargs,
+)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -102,13 +108,51 @@ def cli() -> None:
     is_flag=True,
     help="Print no documents and no 'resolve | final' lines; say what changed in the locks.",
 )
+@split_image_options
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""
     from lockresolve.resolve.command import run_resolve_command
 
     settings = settings_from_kwargs(kwargs)
-    code = run_resolve_command(settings=settings, **kwargs)
+    split_kinds = split_kinds_from_kwargs(kwargs)
+    code = run_resolve_command(settings=settings, split_kinds=split_kinds, **kwargs)
+    if code:
+        raise SystemExit(code)
+
+
+@cli.command("outdated")
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    required=True,
+    help="File, directory, '-' or URL, as for resolve. Repeatable; commas split.",
+)
+@click.option(
+    "--imgpkg-lock-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The ImagesLock whose digests are the pins (read only).",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table of what is outdated, or JSON of every reference.",
+)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when a tag moved or a newer one exists.")
+@split_image_options
+@registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
+def outdated_command(**kwargs: Any) -> None:
+    """Report pinned tags that moved, and newer version tags, per reference."""
+    from lockresolve.resolve.outdatedview import run_outdated_command
+
+    settings = settings_from_kwargs(kwargs)
+    code = run_outdated_command(
+        settings=settings, split_kinds=split_kinds_from_kwargs(kwargs), **kwargs
+    )
     if code:
         raise SystemExit(code)
 

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["bool_option", "registry_options", "settings_from_kwargs", "setup_logging"]
+__all__ = [
+    "bool_option",
+    "registry_options",
+    "settings_from_kwargs",
+    "setup_logging",
+    "split_image_options",
+    "split_kinds_from_kwargs",
+]
 
 
 def bool_option(name: str, default: bool, help: str) -> Callable[[F], F]:
@@ -139,3 +146,29 @@ def setup_logging(verbose: bool) -> None:
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def split_image_options(func: F) -> F:
+    """``--kustomize`` and ``--helm-values``: also pin images written as map fields."""
+    func = click.option(
+        "--helm-values",
+        is_flag=True,
+        help="Also take maps with 'repository' and 'tag' (Helm values) as images, "
+        "pinned by a 'digest' key.",
+    )(func)
+    return click.option(
+        "--kustomize",
+        is_flag=True,
+        help="Also take the 'images:' entries of Kustomization/Component files as images, "
+        "pinned by their 'digest'.",
+    )(func)
+
+
+def split_kinds_from_kwargs(kwargs: dict[str, Any]) -> frozenset[str]:
+    """Pop the flags :func:`split_image_options` added; the kinds asked for."""
+    kinds = []
+    if kwargs.pop("kustomize"):
+        kinds.append("kustomize")
+    if kwargs.pop("helm_values"):
+        kinds.append("helm-values")
+    return frozenset(kinds)

@@ -57,7 +57,9 @@ def test_concurrency_defaults_follow_the_registry_core() -> None:
         command = cli.get_command(ctx, name)
         assert command is not None
         if any(p.name == "concurrency" for p in command.params):
-            expected = RESOLVE_CONCURRENCY if name == "resolve" else DEFAULT_CONCURRENCY
+            # outdated sends the requests resolve does (HEADs, tag listings)
+            resolving = name in ("resolve", "outdated")
+            expected = RESOLVE_CONCURRENCY if resolving else DEFAULT_CONCURRENCY
             assert default(command) == expected, name
 
 

@@ -82,6 +82,7 @@ def run_resolve_command(
     origins_annotation: bool = True,
     image_map_file: Path | None = None,
     platform: str | None = None,
+    split_kinds: frozenset[str] = frozenset(),
     unresolved_inspect: bool = False,
     check: bool = False,
     update: bool = False,
@@ -105,6 +106,8 @@ def run_resolve_command(
         registry=settings,
         # --check and --quiet never print the documents: skip writing them
         render=not (check or quiet),
+        split_kinds=split_kinds,
+        digest_fields=not (update or update_refs),
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

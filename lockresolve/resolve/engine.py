@@ -69,6 +69,12 @@ from lockresolve.resolve.render import render_resource
 from lockresolve.resolve.resolver import Resolver, parse_platform
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
 from lockresolve.resolve.sources import SourceKind, SourceSpec, decode_source, expand_paths
+from lockresolve.resolve.splitimages import (
+    SplitImage,
+    field_pins,
+    find_split_images,
+    pin_split_images,
+)
 from lockresolve.resolve.walker import Occurrence, find_references
 
 if TYPE_CHECKING:
@@ -125,6 +131,11 @@ class ResolveOptions:
     #: write the resolved documents (``ResolveResult.output``); False leaves ``output``
     #: empty, for callers that only want the locks (``--check``, ``--quiet``)
     render: bool = True
+    #: also images written as map fields: ``"kustomize"`` (``--kustomize``),
+    #: ``"helm-values"`` (``--helm-values``); see :mod:`lockresolve.resolve.splitimages`
+    split_kinds: frozenset[str] = frozenset()
+    #: a written ``digest`` field pins its reference (False: ``--update``, re-resolve them)
+    digest_fields: bool = True
 
 
 @dataclass(frozen=True)
@@ -321,16 +332,26 @@ async def resolve_inputs(
     rendered: dict[int, str] = {}
     unresolved: list[int] = []  # per resource, its references still being looked up
     waiting: dict[str, list[int]] = {}  # reference -> resources that wait for it
+    splits: dict[int, tuple[SplitImage, ...]] = {}  # resource -> its images written as fields
+    render_errors: list[LockresolveError] = []
+    pinned_fields: dict[str, ResolvedImage] = {}  # joined reference -> its digest field's pin
 
     def render(index: int) -> None:
         if options.render and not errors:
+            resource = resources[index]
+            if index in splits:
+                try:
+                    resource = pin_split_images(resource, splits[index], resolved)
+                except LockresolveError as exc:
+                    render_errors.append(exc)
+                    return
             rendered[index] = render_resource(
-                resources[index], rules, resolved, annotate=options.images_annotation
+                resource, rules, resolved, annotate=options.images_annotation
             ).text
 
     async def resolve_one(ref: str) -> None:
         try:
-            resolved[ref] = await resolver.resolve(ref)
+            resolved[ref] = pinned_fields.get(ref) or await resolver.resolve(ref)
         except LockresolveError as exc:
             message = exc.reason if isinstance(exc, InvalidReferenceError) else str(exc)
             # A value that is no image reference at all may be one on purpose: say how.
@@ -353,8 +374,19 @@ async def resolve_inputs(
                         resources.append(resource)
                         found = find_references((resource,), rules)
                         occurrences.extend(found.occurrences)
+                        distinct = found.distinct
+                        split = find_split_images(resource, options.split_kinds)
+                        if split:
+                            splits[index] = split
+                            if options.digest_fields and platform is None:
+                                for ref, pin in field_pins(split, config, options.pins).items():
+                                    pinned_fields.setdefault(ref, pin)
+                            occurrences.extend(image.occurrence for image in split)
+                            distinct = tuple(
+                                dict.fromkeys((*distinct, *(i.reference for i in split)))
+                            )
                         unresolved.append(0)
-                        for ref in found.distinct:
+                        for ref in distinct:
                             if ref not in started:
                                 started.add(ref)
                                 tg.start_soon(resolve_one, ref)
@@ -372,6 +404,8 @@ async def resolve_inputs(
             await session.aclose()
     if input_error is not None:
         raise input_error
+    if render_errors:
+        raise render_errors[0]
 
     by_ref: dict[str, list[Occurrence]] = {}
     for occ in occurrences:
