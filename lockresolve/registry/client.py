@@ -37,6 +37,7 @@ from lockresolve.reference import Reference
 from lockresolve.registry.auth import REGISTRY_EXT, SCOPES_EXT, CredentialSource, RegistryAuth
 from lockresolve.registry.credentials import Credential
 from lockresolve.registry.httpclient import build_http_client
+from lockresolve.registry.limits import HostSlot, ReleasingStream, holding, holds
 from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha256_digest
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
@@ -86,6 +87,8 @@ class _Host:
     scheme_lock: anyio.Lock = field(default_factory=anyio.Lock)
     pause_until: float = 0.0
     calm_streak: int = 0
+    #: the message of a refused connection: later requests in this run fail at once
+    refused: str | None = None
 
     def throttle(self) -> None:
         """Halve the concurrency after a 429."""
@@ -99,6 +102,18 @@ class _Host:
             if self.calm_streak >= 20:
                 self.limiter.total_tokens = int(self.limiter.total_tokens) + 1
                 self.calm_streak = 0
+
+
+def _refused(exc: BaseException, url: httpx.URL) -> str | None:
+    """``connection refused (host:port)`` when nothing listens there; else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            port = url.port or (443 if url.scheme == "https" else 80)
+            host = f"[{url.host}]" if ":" in url.host else url.host
+            return f"connection refused ({host}:{port})"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _is_tls_mismatch(exc: BaseException) -> bool:
@@ -210,36 +225,56 @@ class RegistryClient:
         retries raise :class:`TransportError`.
         """
         host = self._host(registry)
+        if host.refused is not None:
+            # Refused once in this run: not worth asking again (kbld gives up at once too).
+            raise TransportError(
+                host.refused, subject=subject, method=method, url=redact_url(target), status=None
+            )
         attempts = self.policy.retries + 1 if retry else 1
         last_exc: BaseException | None = None
         attempt = 0
         while attempt < attempts:
             await self._wait_pause(host)
-            async with host.limiter:
+            # Inside a request to this host already (the GET that is the body of a PUT on
+            # the same registry): share that slot; waiting for a second one could deadlock.
+            slot = None if holds(registry) else HostSlot(host.limiter)
+            if slot is not None:
+                await slot.acquire()
+            kept = False
+            try:
                 scheme, deciding = await self._scheme(registry, host)
                 url = (
                     target
                     if target.startswith(("http://", "https://"))
                     else f"{scheme}://{api_host(registry)}{target}"
                 )
-                request = self._http.build_request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    content=body() if callable(body) else body,
-                    params=params,
-                    extensions={REGISTRY_EXT: registry, SCOPES_EXT: tuple(scopes)},
-                )
                 try:
                     try:
-                        response = await self._http.send(
-                            request, auth=self.auth if auth else None, stream=stream
+                        request = self._http.build_request(
+                            method,
+                            url,
+                            headers=dict(headers or {}),
+                            content=body() if callable(body) else body,
+                            params=params,
+                            extensions={REGISTRY_EXT: registry, SCOPES_EXT: tuple(scopes)},
                         )
+                        with holding(registry):
+                            response = await self._http.send(
+                                request, auth=self.auth if auth else None, stream=stream
+                            )
                         if deciding:
                             host.scheme = scheme
                     finally:
                         if deciding:
                             host.scheme_lock.release()
+                except (httpx.InvalidURL, UnicodeError) as exc:
+                    # A host httpx cannot put in a URL (not IDNA-encodable): that request fails.
+                    raise ProtocolError(
+                        f"cannot send a request to {redact_url(url)!r}: "
+                        f"{str(exc) or type(exc).__name__}",
+                        subject=subject,
+                        method=method,
+                    ) from None
                 except httpx.HTTPError as exc:
                     if deciding and isinstance(exc, httpx.ConnectError) and _is_tls_mismatch(exc):
                         # A loopback or private registry that speaks plain http.
@@ -249,6 +284,12 @@ class RegistryClient:
                     last_exc = exc
                     log.debug("%s %s failed: %s", method, redact_url(url), type(exc).__name__)
                     attempt += 1
+                    refused = _refused(exc, request.url)
+                    if refused is not None:
+                        host.refused = refused
+                        raise TransportError(
+                            refused, subject=subject, method=method, url=redact_url(url)
+                        ) from None
                     if attempt < attempts and not isinstance(exc, httpx.UnsupportedProtocol):
                         self.stats.retries += 1
                         host.pause_until = max(
@@ -256,6 +297,18 @@ class RegistryClient:
                         )
                         continue
                     raise self._transport_error(exc, method, url, subject) from None
+                if (
+                    stream
+                    and slot is not None
+                    and isinstance(response.stream, httpx.AsyncByteStream)
+                ):
+                    # Keep the slot until the body is read and closed: --concurrency
+                    # bounds streamed transfers, not only their first bytes.
+                    response.stream = ReleasingStream(response.stream, slot.release)
+                    kept = True
+            finally:
+                if slot is not None and not kept:
+                    slot.release()
             attempt += 1
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 wait = parse_retry_after(response.headers.get("retry-after"))
@@ -309,7 +362,8 @@ class RegistryClient:
         """Map an error answer to the exception tree, with the registry's own codes."""
         try:
             content = b"" if response.request.method == "HEAD" else await _read_capped(response)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, _TooLarge):
+            # An unreadable or oversized body (a CDN's HTML page): the status says enough.
             content = b""
         finally:
             await response.aclose()
@@ -474,12 +528,22 @@ class RegistryClient:
         return await self._exists(response, subject)
 
     async def get_blob(
-        self, registry: str, repository: str, digest: str, *, chunk_size: int = 1 << 20
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        *,
+        chunk_size: int = 1 << 20,
+        size: int | None = None,
     ) -> AsyncIterator[bytes]:
         """Stream a blob, verifying its digest; raises at the end on a mismatch.
 
         Redirects (to storage) are followed; the registry's Authorization header
-        is never sent to another host. A broken transfer resumes with ``Range``.
+        is never sent to another host (nor to another scheme). A broken transfer
+        resumes with ``Range``. ``size`` is the descriptor's: a blob that would
+        be longer (a ``Content-Length`` that says so, or the bytes themselves) is
+        refused before the byte past it is handed out, one that ends short at
+        the end. The host's concurrency slot is held until the stream is done.
         Callers must not commit what they read before the iterator finishes.
         """
         subject = f"{registry}/{repository}@{digest}"
@@ -490,6 +554,8 @@ class RegistryClient:
             response = await self._open_blob(registry, repository, digest, subject, received)
             try:
                 skip = received if response.status_code == 200 else 0
+                if size is not None:
+                    _check_declared_length(response, size - received + skip, size, subject)
                 async for chunk in response.aiter_bytes(chunk_size):
                     if skip:
                         drop = min(skip, len(chunk))
@@ -497,6 +563,13 @@ class RegistryClient:
                         skip -= drop
                         if not chunk:
                             continue
+                    if size is not None and received + len(chunk) > size:
+                        raise ProtocolError(
+                            f"blob is longer than the {size} bytes its descriptor declares",
+                            subject=subject,
+                            method="GET",
+                            url=redact_url(str(response.request.url)),
+                        )
                     hasher.update(chunk)
                     received += len(chunk)
                     yield chunk
@@ -511,6 +584,12 @@ class RegistryClient:
                 self.stats.retries += 1
             finally:
                 await response.aclose()
+        if size is not None and received != size:
+            raise ProtocolError(
+                f"blob ended after {received} of the {size} bytes its descriptor declares",
+                subject=subject,
+                method="GET",
+            )
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:
             raise DigestMismatchError(
@@ -737,6 +816,18 @@ class RegistryClient:
 
 class _TooLarge(Exception):
     pass
+
+
+def _check_declared_length(response: httpx.Response, left: int, size: int, subject: str) -> None:
+    """Refuse an answer whose ``Content-Length`` is more than the bytes still expected."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > left:
+        raise ProtocolError(
+            f"blob is {declared} bytes long by its Content-Length; its descriptor declares {size}",
+            subject=subject,
+            method="GET",
+            url=redact_url(str(response.request.url)),
+        )
 
 
 async def _read_capped(response: httpx.Response, cap: int = 64 * 1024) -> bytes:
