@@ -222,6 +222,13 @@ class RegistryAuth(httpx.Auth):
                     scheme=found.scheme,
                     params={k: v for k, v in found.params.items() if k in ("realm", "service")},
                 )
+                if not isinstance(request.stream, httpx.ByteStream):
+                    # A streamed body is consumed: it cannot be sent again from here. Forget
+                    # the refused token and hand the 401 back; the caller starts over with
+                    # a fresh body (a new upload session), which gets a fresh token.
+                    if token_key is not None:
+                        self._tokens.pop(token_key, None)
+                    return
         finally:
             if leader:
                 # No answer (connection failed, cancelled): let the next request lead.

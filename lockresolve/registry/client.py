@@ -48,6 +48,7 @@ from lockresolve.registry.protocol import (
     parse_retry_after,
     redact_url,
     repository_scope,
+    same_origin,
     tags_path,
     upload_path,
 )
@@ -609,7 +610,7 @@ class RegistryClient:
             headers=headers,
             stream=True,
         )
-        registry_netloc = response.request.url.netloc
+        registry_url = str(response.request.url)
         for _ in range(_MAX_REDIRECTS):
             if response.status_code not in (301, 302, 303, 307, 308):
                 break
@@ -622,7 +623,7 @@ class RegistryClient:
                 raise ProtocolError(
                     "redirect to a non-http URL refused", subject=subject, method="GET"
                 )
-            same_host = httpx.URL(target).netloc == registry_netloc
+            same_host = same_origin(target, registry_url)
             response = await self._send(
                 "GET",
                 registry,
@@ -674,6 +675,12 @@ class RegistryClient:
             raise await self._error(response, subject)
         return self._location(response, subject)
 
+    def _same_origin(self, registry: str, url: str) -> bool:
+        """Whether ``url`` is on the registry itself (scheme, host and port): only then
+        does it get the registry's credentials (upload locations, tag pages)."""
+        scheme = self._host(registry).scheme or "https"
+        return same_origin(url, f"{scheme}://{api_host(registry)}/")
+
     def _location(self, response: httpx.Response, subject: str) -> str:
         location = response.headers.get("location")
         if not location:
@@ -697,7 +704,9 @@ class RegistryClient:
         """
         subject = f"{registry}/{repository}@{digest}"
         scopes = [repository_scope(repository, "pull,push")]
-        for attempt in range(self.policy.retries + 1):
+        attempt = 0
+        reauthorised = False
+        while True:
             if location is None:
                 location = await self._start_upload(registry, repository, scopes, subject)
             put_url = _with_query(location, {"digest": digest})
@@ -714,6 +723,7 @@ class RegistryClient:
                     },
                     body=body,
                     retry=False,
+                    auth=self._same_origin(registry, put_url),
                 )
             except TransportError:
                 # A dropped or reset connection: the upload session may be gone,
@@ -723,10 +733,19 @@ class RegistryClient:
                 self.stats.retries += 1
                 location = None
                 await self._sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             await response.aclose()
             if response.status_code in (201, 204):
                 return
+            if response.status_code == 401 and callable(body) and not reauthorised:
+                # The token was refused after the streamed body was sent (expired or
+                # revoked mid-push); the auth flow cannot replay it. Once: a new session
+                # and a fresh body, with the fresh token the flow now fetches.
+                reauthorised = True
+                self.stats.retries += 1
+                location = None
+                continue
             if response.status_code in (400, 405, 415, 501) and attempt == 0:
                 codes = {d.code for d in parse_error_body(response.content or b"")}
                 if response.status_code != 400 or codes & {"BLOB_UPLOAD_INVALID", "UNSUPPORTED"}:
@@ -735,6 +754,7 @@ class RegistryClient:
             if response.status_code in RETRY_STATUSES and attempt < self.policy.retries:
                 location = None
                 await self._sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             raise await self._error(response, subject)
 
@@ -757,6 +777,7 @@ class RegistryClient:
                 location,
                 scopes=scopes,
                 subject=subject,
+                auth=self._same_origin(registry, location),
                 headers={
                     "Content-Type": "application/octet-stream",
                     "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
@@ -774,6 +795,7 @@ class RegistryClient:
             _with_query(location, {"digest": digest}),
             scopes=scopes,
             subject=subject,
+            auth=self._same_origin(registry, location),
         )
         await response.aclose()
         if response.status_code not in (201, 204):
@@ -798,6 +820,9 @@ class RegistryClient:
                 target,
                 scopes=[repository_scope(repository, "pull")],
                 subject=subject,
+                # A Link to another host (or scheme) is followed without credentials.
+                auth=not target.startswith(("http://", "https://"))
+                or self._same_origin(registry, target),
             )
             if response.status_code != 200:
                 raise await self._error(response, subject)

@@ -142,9 +142,14 @@ class FaultPlan:
     methods: frozenset[str] | set[str] | None = None
     path_contains: str | None = None
     max_faults: int | None = None
+    #: only requests whose ``Content-Length`` is larger than this (e.g. a layer's PUT, not
+    #: a config's)
+    content_length_over: int | None = None
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, content_length: int = 0) -> bool:
         if self.methods is not None and method.upper() not in {m.upper() for m in self.methods}:
+            return False
+        if self.content_length_over is not None and content_length <= self.content_length_over:
             return False
         return self.path_contains is None or self.path_contains in path
 
@@ -464,10 +469,10 @@ class FaultProxy:
 
     # -- plan -----------------------------------------------------------------------
 
-    def _decide(self, method: str, path: str) -> Fault | None:
+    def _decide(self, method: str, path: str, content_length: int = 0) -> Fault | None:
         with self._lock:
             plan = self._plan
-            if not plan.matches(method, path):
+            if not plan.matches(method, path, content_length):
                 return None
             if plan.max_faults is not None and self._plan_faults >= plan.max_faults:
                 return None
@@ -636,7 +641,8 @@ class FaultProxy:
         )
         with self._lock:
             self._requests.append(record)
-        fault = self._decide(method, path)
+        declared = head.get("Content-Length") or ""
+        fault = self._decide(method, path, int(declared) if declared.isdigit() else 0)
         record.fault = fault.kind if fault else None
 
         wait = self.delay + (fault.seconds if fault is not None and fault.kind == "delay" else 0.0)
