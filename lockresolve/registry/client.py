@@ -34,7 +34,13 @@ from lockresolve.errors import (
 )
 from lockresolve.mediatypes import MANIFEST_ACCEPT
 from lockresolve.reference import Reference
-from lockresolve.registry.auth import REGISTRY_EXT, SCOPES_EXT, CredentialSource, RegistryAuth
+from lockresolve.registry.auth import (
+    REGISTRY_EXT,
+    SCOPES_EXT,
+    SENT_EXT,
+    CredentialSource,
+    RegistryAuth,
+)
 from lockresolve.registry.credentials import Credential
 from lockresolve.registry.httpclient import build_http_client
 from lockresolve.registry.limits import HostSlot, ReleasingStream, holding, holds
@@ -74,8 +80,8 @@ def api_host(registry: str) -> str:
 
 
 class _AnonymousCredentials:
-    def resolve(self, registry: str) -> Credential:
-        return Credential()
+    def resolve(self, registry: str, repository: str | None = None) -> Credential:
+        return Credential(source="the client was given no credential source")
 
 
 @dataclass
@@ -380,7 +386,15 @@ class RegistryClient:
         }
         codes = {d.code for d in details}
         if status in (401, 403):
-            return AuthError(reason, **kwargs)
+            request = response.request
+            sent = request.extensions.get(SENT_EXT)
+            if not isinstance(sent, str):
+                sent = (
+                    "credentials sent"
+                    if "authorization" in request.headers
+                    else "no credentials sent"
+                )
+            return AuthError(reason, credentials=sent, **kwargs)
         if status == 404 or codes & _NOT_FOUND_CODES:
             return NotFoundError(reason, **kwargs)
         return RegistryError(reason, **kwargs)
@@ -656,11 +670,19 @@ class RegistryClient:
             ],
             subject=subject,
         )
-        await response.aclose()
         if response.status_code == 201:
+            await response.aclose()
             return None
         if response.status_code == 202:
+            await response.aclose()
             return self._location(response, subject)
+        if response.status_code in (401, 403):
+            # The token may not read the source repository (another credential or project
+            # owns it): the registry refuses the mount as a whole. Upload instead.
+            await response.aclose()
+            log.debug("mount of %s refused (%d); uploading", digest, response.status_code)
+            scopes = [repository_scope(repository, "pull,push")]
+            return await self._start_upload(registry, repository, scopes, subject)
         raise await self._error(response, subject)
 
     async def _start_upload(

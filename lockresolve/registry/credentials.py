@@ -40,18 +40,25 @@ import signal
 import subprocess
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from lockresolve.errors import CredentialError
 
-__all__ = ["DEFAULT_HELPER_TIMEOUT", "ENV_PREFIXES", "Credential", "Keychain"]
+__all__ = [
+    "DEFAULT_HELPER_TIMEOUT",
+    "ENV_PREFIXES",
+    "Credential",
+    "Keychain",
+    "check_environment",
+]
 
 ENV_PREFIXES: Final = ("LOCKRESOLVE_REGISTRY_", "KBLD_REGISTRY_", "IMGPKG_REGISTRY_")
 _ENV_KEYS: Final = ("HOSTNAME", "USERNAME", "PASSWORD", "IDENTITY_TOKEN", "REGISTRY_TOKEN")
 # imgpkg reads this one for its Azure keychain; its env keychain skips it.
-_ENV_IGNORED: Final = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG"})
+# LOCKRESOLVE_REGISTRY_MIRRORS is the mirrors setting (issue 16), not a credential group.
+_ENV_IGNORED: Final = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG", "LOCKRESOLVE_REGISTRY_MIRRORS"})
 
 DEFAULT_HELPER_TIMEOUT: Final = 30.0
 
@@ -80,6 +87,10 @@ class Credential:
     password: str | None = None
     identity_token: str | None = None
     registry_token: str | None = None
+    #: where it came from, for messages ("environment group LOCKRESOLVE_REGISTRY_HOSTNAME_1",
+    #: "Docker config /home/u/.docker/config.json", "credential helper docker-credential-x",
+    #: a flag); for an anonymous answer, why none was found. Never a secret; not compared.
+    source: str = field(default="", compare=False)
 
     ANONYMOUS: ClassVar[Credential]
 
@@ -102,6 +113,22 @@ class Credential:
     @property
     def is_anonymous(self) -> bool:
         return self == Credential.ANONYMOUS
+
+    def with_source(self, source: str) -> Credential:
+        """The same credential, saying where it came from."""
+        return replace(self, source=source)
+
+    def describe(self) -> str:
+        """What would be sent and from where, never a secret: for error messages."""
+        if self.registry_token:
+            what = "a registry token"
+        elif self.identity_token:
+            what = "an identity token"
+        elif self.username is not None:
+            what = f"username {self.username!r} and a password"
+        else:
+            return "no credentials" + (f" ({self.source})" if self.source else "")
+        return what + (f" from {self.source}" if self.source else "")
 
     def __repr__(self) -> str:
         def secret(value: str | None) -> str:
@@ -130,7 +157,16 @@ class _EnvEntry:
 
 
 def _env_entries(env: Mapping[str, str]) -> tuple[tuple[_EnvEntry, ...], CredentialError | None]:
+    entries, error, _orphans = _env_groups(env)
+    return entries, error
+
+
+def _env_groups(
+    env: Mapping[str, str],
+) -> tuple[tuple[_EnvEntry, ...], CredentialError | None, tuple[str, ...]]:
+    """The env entries, the first error, and the variables of groups without a HOSTNAME."""
     entries: list[_EnvEntry] = []
+    orphans: list[str] = []
     for prefix in ENV_PREFIXES:
         groups: dict[str, dict[str, str]] = {}
         for name in sorted(env):
@@ -146,20 +182,26 @@ def _env_entries(env: Mapping[str, str]) -> tuple[tuple[_EnvEntry, ...], Credent
                     groups.setdefault("_" + suffix, {})[key] = env[name]
                     break
             else:
-                return (), CredentialError(
-                    f"Unknown env variable '{name}' (expected {prefix}"
-                    f"{{{','.join(_ENV_KEYS)}}} with an optional _<suffix>)"
+                return (
+                    (),
+                    CredentialError(
+                        f"Unknown env variable '{name}' (expected {prefix}"
+                        f"{{{','.join(_ENV_KEYS)}}} with an optional _<suffix>)"
+                    ),
+                    (),
                 )
         found: list[_EnvEntry] = []
         for group in sorted(groups):
             values = groups[group]
             variable = f"{prefix}HOSTNAME{group}"
             if "HOSTNAME" not in values:
-                continue  # no host: matches nothing, in both tools
+                # No host: matches nothing, in both tools; said once at start-up.
+                orphans.extend(f"{prefix}{key}{group}" for key in sorted(values))
+                continue
             try:
                 url = _env_url(values["HOSTNAME"], variable, strict=prefix == "KBLD_REGISTRY_")
             except CredentialError as exc:
-                return (), exc
+                return (), exc, ()
             if url == "":
                 continue
             found.append(
@@ -171,13 +213,37 @@ def _env_entries(env: Mapping[str, str]) -> tuple[tuple[_EnvEntry, ...], Credent
                         values.get("PASSWORD"),
                         values.get("IDENTITY_TOKEN"),
                         values.get("REGISTRY_TOKEN"),
+                        source=f"environment group {variable}",
                     ),
                 )
             )
         # imgpkg: reverse order of the key, so quay.io/coreos is tried before quay.io.
         found.sort(key=lambda e: e.url, reverse=True)
         entries.extend(found)
-    return tuple(entries), None
+    return tuple(entries), None, tuple(orphans)
+
+
+def check_environment(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The start-up check of the ``*_REGISTRY_*`` variables, done once per run.
+
+    Raises :class:`CredentialError` for what is an error in kbld and imgpkg
+    too (an unknown name such as ``LOCKRESOLVE_REGISTRY_USER``, an unusable
+    HOSTNAME); returns one warning line for the groups that have no HOSTNAME
+    (they are ignored, as in both tools). Names only, never values.
+    """
+    _entries, error, orphans = _env_groups(env)
+    if error is not None:
+        raise error
+    return _orphan_warnings(orphans)
+
+
+def _orphan_warnings(orphans: tuple[str, ...]) -> tuple[str, ...]:
+    if not orphans:
+        return ()
+    return (
+        f"ignoring {', '.join(orphans)}: no matching *_HOSTNAME variable says which "
+        "registry they are for",
+    )
 
 
 def _env_url(value: str, variable: str, *, strict: bool) -> str:
@@ -457,6 +523,7 @@ class Keychain:
         *,
         env_entries: tuple[_EnvEntry, ...] = (),
         env_error: CredentialError | None = None,
+        env_orphans: tuple[str, ...] = (),
         explicit: Credential | None = None,
         docker_config: Path | None = None,
         helper_env: Mapping[str, str] | None = None,
@@ -464,6 +531,7 @@ class Keychain:
     ) -> None:
         self._env_entries = env_entries
         self._env_error = env_error
+        self._env_orphans = env_orphans
         self._explicit = explicit
         self._docker_config_path = docker_config
         self._docker_config: _DockerConfig | None = None
@@ -491,21 +559,31 @@ class Keychain:
         where their ``PATH`` comes from).
         """
         environ: Mapping[str, str] = os.environ if env is None else env
-        entries, error = _env_entries(environ)
+        entries, error, orphans = _env_groups(environ)
         return cls(
             env_entries=entries,
             env_error=error,
+            env_orphans=orphans,
             explicit=explicit,
             docker_config=_docker_config_path(environ, docker_config_dir),
             helper_env=environ,
             helper_timeout=helper_timeout,
         )
 
+    def check_environment(self) -> tuple[str, ...]:
+        """:func:`check_environment` for this keychain's environment."""
+        if self._env_error is not None:
+            raise self._env_error
+        return _orphan_warnings(self._env_orphans)
+
     def resolve(self, registry: str, repository: str | None = None) -> Credential:
         """The credential for ``registry`` (``host[:port]``), optionally for one repository in it.
 
-        A repository only matters for environment entries whose HOSTNAME has a
-        path, and for Docker config ``auths`` keys that name the repository.
+        A repository matters for environment entries whose HOSTNAME has a path,
+        Docker config ``auths`` and ``credHelpers`` keys with a path (the
+        longest prefix of the repository wins), and credential helpers, which
+        are asked for ``registry/repository`` first, then for the registry.
+        The answer's ``source`` says where it came from (or why there was none).
         """
         registry = _canonical_host_in(registry)
         key = (registry, repository)
@@ -522,42 +600,72 @@ class Keychain:
         target = registry if repository is None else f"{registry}/{repository}"
         for entry in self._env_entries:
             if _urls_match(entry.url, target):
-                return entry.credential
+                cred = entry.credential
+                if cred.is_anonymous:
+                    return cred.with_source(f"{cred.source} matched, which holds no secret")
+                return cred
         if self._explicit is not None:
             return self._explicit
         if self._docker_config_path is None:
-            return Credential.ANONYMOUS
+            return self._none_found(target, None)
         if self._docker_config is None:
             self._docker_config = _load_docker_config(self._docker_config_path)
-        return self._from_docker_config(self._docker_config, registry, repository)
+        found = self._from_docker_config(self._docker_config, registry, repository)
+        return self._none_found(target, self._docker_config.path) if found is None else found
+
+    def _none_found(self, target: str, config: Path | None) -> Credential:
+        """The anonymous answer, saying what was looked at (names only)."""
+        looked = ["no environment group matched"]
+        if self._env_entries:
+            hosts = sorted({e.url for e in self._env_entries})
+            looked[0] += f" (they name {', '.join(hosts[:5])}{', …' if len(hosts) > 5 else ''})"
+        looked.append("no --registry-* flag")
+        looked.append(
+            f"nothing in Docker config {config}" if config is not None else "no Docker config"
+        )
+        return Credential.ANONYMOUS.with_source(f"none found for {target}: {'; '.join(looked)}")
 
     def _from_docker_config(
         self, config: _DockerConfig, registry: str, repository: str | None
-    ) -> Credential:
-        # ggcr's default keychain tries "registry/repository" first, then the
-        # registry ("https://index.docker.io/v1/" for Docker Hub).
+    ) -> Credential | None:
+        """The Docker config's answer; None when it has nothing for the registry."""
+        where = f"Docker config {config.path}"
+        # ggcr's default keychain tries "registry/repository" first, then the registry
+        # ("https://index.docker.io/v1/" for Docker Hub); keys with a path apply to the
+        # repositories under them, the longest first.
         if repository is not None:
-            exact = f"{registry}/{repository}"
-            if exact in config.cred_helpers:
-                found = self._run_helper(config.cred_helpers[exact], exact, registry)
-                entry = config.auths.get(exact)
-                return _overlay(entry, found)
-            if exact in config.auths and not config.auths[exact].credential().is_anonymous:
-                return config.auths[exact].credential()
+            full = f"{registry}/{repository}"
+            key = _longest_path_key(config.cred_helpers, registry, repository)
+            if key is not None:
+                helper = config.cred_helpers[key]
+                found = self._run_helper(helper, full, registry)
+                if found is None and key != full:
+                    found = self._run_helper(helper, key, registry)
+                return _overlay(config.auths.get(key), found, helper, where)
+            key = _longest_path_key(config.auths, registry, repository)
+            if key is not None and not config.auths[key].credential().is_anonymous:
+                return config.auths[key].credential().with_source(f"{where} (auths {key!r})")
 
         server = _DOCKER_HUB_AUTH_KEY if registry == _DOCKER_HUB else registry
         entry = self._auth_entry(config, server, registry)
         helper = self._helper_for(config, server, registry)
         if helper:
-            return _overlay(entry, self._run_helper(helper, server, registry))
-        return Credential.ANONYMOUS if entry is None else entry.credential()
+            found = None
+            if repository is not None:
+                found = self._run_helper(helper, f"{registry}/{repository}", registry)
+            if found is None:
+                found = self._run_helper(helper, server, registry)
+            return _overlay(entry, found, helper, where)
+        if entry is None:
+            return None
+        return entry.credential().with_source(where)
 
     @staticmethod
     def _auth_entry(config: _DockerConfig, server: str, registry: str) -> _AuthEntry | None:
         if server in config.auths:
             return config.auths[server]
         for key in sorted(config.auths):
-            if _hostname_of_key(key) == registry:
+            if _hostname_of_key(key) == registry and _key_path(key) == "":
                 return config.auths[key]
         return None
 
@@ -566,7 +674,7 @@ class Keychain:
         if server in config.cred_helpers:
             return config.cred_helpers[server]
         for key in sorted(config.cred_helpers):
-            if _hostname_of_key(key) == registry:
+            if _hostname_of_key(key) == registry and _key_path(key) == "":
                 return config.cred_helpers[key]
         return config.creds_store
 
@@ -619,14 +727,50 @@ class Keychain:
         return Credential(username, secret)
 
 
-def _overlay(entry: _AuthEntry | None, found: Credential | None) -> Credential:
+def _overlay(
+    entry: _AuthEntry | None, found: Credential | None, helper: str, where: str
+) -> Credential:
     """The Docker CLI's native store: the helper's answer over the file entry, keeping its registrytoken."""
     registry_token = entry.registry_token if entry is not None else None
+    source = f"credential helper docker-credential-{helper} (named in {where})"
     if found is None:
-        return Credential(registry_token=registry_token)
+        if registry_token:
+            return Credential(registry_token=registry_token, source=where)
+        return Credential(source=f"{source}, which has none")
     return Credential(
-        found.username, found.password, found.identity_token, registry_token or found.registry_token
+        found.username,
+        found.password,
+        found.identity_token,
+        registry_token or found.registry_token,
+        source=source,
     )
+
+
+def _key_path(key: str) -> str:
+    """The repository path of a Docker config key (``ghcr.io/team-a`` -> ``team-a``).
+
+    A scheme and Docker's API paths (``/v1/``, ``/v2/``, as in
+    ``https://index.docker.io/v1/``) are not a repository path.
+    """
+    for scheme in ("http://", "https://"):
+        if key.startswith(scheme):
+            key = key[len(scheme) :]
+            break
+    path = key.partition("/")[2].strip("/")
+    return "" if path in ("v1", "v2") else path
+
+
+def _longest_path_key(keys: Mapping[str, Any], registry: str, repository: str) -> str | None:
+    """The key with a path that is ``repository`` or a parent of it, the longest; else None."""
+    best: str | None = None
+    best_len = -1
+    for key in keys:
+        path = _key_path(key)
+        if not path or _hostname_of_key(key) != registry:
+            continue
+        if (repository == path or repository.startswith(path + "/")) and len(path) > best_len:
+            best, best_len = key, len(path)
+    return best
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

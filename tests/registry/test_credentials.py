@@ -462,6 +462,7 @@ def test_creds_store(tmp_path: Path, helper_env: dict[str, str]) -> None:
     assert kc.resolve("tok.example.com") == Credential(identity_token="refresh-secret")
     assert kc.resolve("quay.io").is_anonymous  # "credentials not found"
     assert helper_calls(helper_env) == [
+        "index.docker.io/library/nginx",  # the repository first, as ggcr and newer Docker
         "https://index.docker.io/v1/",
         "https://index.docker.io/v1/",  # another (registry, repository) key
         "gcr.io",
