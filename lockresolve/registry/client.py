@@ -17,6 +17,7 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -790,6 +791,38 @@ class RegistryClient:
         subject: str,
         chunk_size: int = 8 << 20,
     ) -> None:
+        async with self._one_slot(registry):
+            await self._upload_chunks(
+                registry, repository, digest, body, scopes, subject, chunk_size
+            )
+
+    @asynccontextmanager
+    async def _one_slot(self, registry: str) -> AsyncIterator[None]:
+        """One slot of ``registry`` for a whole exchange: every request inside it (and a
+        streamed body from the same host read inside it) shares the slot."""
+        if holds(registry):
+            yield
+            return
+        slot = HostSlot(self._host(registry).limiter)
+        await slot.acquire()
+        try:
+            with holding(registry):
+                yield
+        finally:
+            slot.release()
+
+    async def _upload_chunks(
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        body: bytes | BodyFactory,
+        scopes: Sequence[str],
+        subject: str,
+        chunk_size: int,
+    ) -> None:
+        # The body (a GET stream, in a copy) is read between the PATCHes, outside any
+        # request: the caller holds one slot for it all (see _one_slot).
         location = await self._start_upload(registry, repository, scopes, subject)
         offset = 0
         async for chunk in _chunks(body, chunk_size):

@@ -126,3 +126,56 @@ class _Stream(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self._chunks:
             yield chunk
+
+
+async def test_a_same_host_copy_falling_back_to_chunks_cannot_deadlock_at_concurrency_1(
+    httpx_mock: HTTPXMock,
+) -> None:
+    # Mount declined (202), monolithic PUT refused (405): the source GET is then read
+    # between PATCHes to the same host, with one slot for everything.
+    from lockresolve.bundle.transfer import copy_blob
+
+    data = b"z" * (9 << 20)  # more than one 8 MiB chunk: PATCHes while the GET streams
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    base = "https://registry.example/v2"
+    httpx_mock.add_response(method="HEAD", url=f"{base}/dst/blobs/{digest}", status_code=404)
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{base}/dst/blobs/uploads/?mount={digest.replace(':', '%3A')}&from=src",
+        status_code=202,
+        headers={"Location": "/v2/dst/blobs/uploads/u0"},
+    )
+    httpx_mock.add_response(
+        method="PUT",
+        url=f"{base}/dst/blobs/uploads/u0?digest={digest.replace(':', '%3A')}",
+        status_code=405,
+    )
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{base}/dst/blobs/uploads/",
+        status_code=202,
+        headers={"Location": "/v2/dst/blobs/uploads/u1"},
+    )
+    httpx_mock.add_response(
+        method="GET", url=f"{base}/src/blobs/{digest}", content=data, is_reusable=True
+    )
+    for n in (1, 2):
+        httpx_mock.add_response(
+            method="PATCH",
+            url=f"{base}/dst/blobs/uploads/u{n}",
+            status_code=202,
+            headers={"Location": f"/v2/dst/blobs/uploads/u{n + 1}"},
+        )
+    httpx_mock.add_response(
+        method="PUT",
+        url=f"{base}/dst/blobs/uploads/u3?digest={digest.replace(':', '%3A')}",
+        status_code=201,
+    )
+    async with RegistryClient(TransportPolicy(concurrency=1, retries=0)) as client:
+        with anyio.fail_after(10):
+            outcome = await copy_blob(
+                client, ("registry.example", "src"), ("registry.example", "dst"), digest, len(data)
+            )
+    assert outcome == "uploaded"
+    patches = [r for r in httpx_mock.get_requests() if r.method == "PATCH"]
+    assert b"".join(p.content for p in patches) == data
