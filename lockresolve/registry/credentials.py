@@ -12,7 +12,8 @@ For each registry, the first source that has an answer wins:
    ``filepath.Match``) globs one DNS label, ports must be equal, and the
    longest key (in reverse byte order) is tried first. A group whose HOSTNAME
    matches answers even when it holds no secret (anonymous), as in both tools.
-   Any other name under these prefixes is an error, as in both tools.
+   Any other name under these prefixes is an error, as in both tools
+   (:func:`check_environment` reports it once at start-up).
 2. The explicit credential from the command line (``--registry-username`` /
    ``--registry-password``, ``--registry-token``, ``--registry-anon``): it
    applies to every registry the environment did not name.
@@ -20,7 +21,8 @@ For each registry, the first source that has an answer wins:
    ``~/.docker/config.json``, else Podman's ``$XDG_RUNTIME_DIR/containers/
    auth.json``), read as go-containerregistry's default keychain and the
    Docker CLI read it: ``credHelpers`` for the registry, else ``credsStore``,
-   else ``auths``.
+   else ``auths``. Keys with a repository path apply under that path, the
+   longest first, and helpers are asked for ``host/repository`` first.
 
 Additions to what kbld/imgpkg do, none of which change an answer they give:
 Docker Hub's names (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``,
