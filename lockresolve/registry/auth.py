@@ -92,14 +92,14 @@ class RegistryAuth(httpx.Auth):
         self._tokens: dict[_TokenKey, _Token] = {}
         self._token_locks: dict[_TokenKey, anyio.Lock] = {}
         self._creds: dict[tuple[str, str | None], Credential] = {}
-        self._cred_lock = anyio.Lock()
+        self._cred_locks: dict[tuple[str, str | None], anyio.Lock] = {}
         self.token_fetches = 0
 
     async def _credential(self, registry: str, repository: str | None) -> Credential:
         key = (registry, repository)
         cred = self._creds.get(key)
         if cred is None:
-            async with self._cred_lock:
+            async with self._cred_locks.setdefault(key, anyio.Lock()):
                 cred = self._creds.get(key)
                 if cred is None:
                     cred = await anyio.to_thread.run_sync(

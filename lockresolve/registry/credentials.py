@@ -540,7 +540,9 @@ class Keychain:
         self._helper_env = dict(os.environ if helper_env is None else helper_env)
         self._helper_timeout = helper_timeout
         self._cache: dict[tuple[str, str | None], Credential] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dicts and the Docker config load
+        self._key_locks: dict[tuple[str, str | None], threading.Lock] = {}
+        self._helper_answers: dict[tuple[str, str], Credential | None] = {}
 
     @classmethod
     def from_environment(
@@ -591,9 +593,18 @@ class Keychain:
         key = (registry, repository)
         with self._lock:
             cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        # One lookup per key at a time; lookups for other repositories (a helper run
+        # each) go on in parallel.
+        with key_lock:
+            with self._lock:
+                cached = self._cache.get(key)
             if cached is None:
                 cached = self._resolve(registry, repository)
-                self._cache[key] = cached
+                with self._lock:
+                    self._cache[key] = cached
             return cached
 
     def _resolve(self, registry: str, repository: str | None) -> Credential:
@@ -610,10 +621,12 @@ class Keychain:
             return self._explicit
         if self._docker_config_path is None:
             return self._none_found(target, None)
-        if self._docker_config is None:
-            self._docker_config = _load_docker_config(self._docker_config_path)
-        found = self._from_docker_config(self._docker_config, registry, repository)
-        return self._none_found(target, self._docker_config.path) if found is None else found
+        with self._lock:
+            if self._docker_config is None:
+                self._docker_config = _load_docker_config(self._docker_config_path)
+            config = self._docker_config
+        found = self._from_docker_config(config, registry, repository)
+        return self._none_found(target, config.path) if found is None else found
 
     def _none_found(self, target: str, config: Path | None) -> Credential:
         """The anonymous answer, saying what was looked at (names only)."""
@@ -681,6 +694,17 @@ class Keychain:
         return config.creds_store
 
     def _run_helper(self, helper: str, server: str, registry: str) -> Credential | None:
+        """``docker-credential-<helper> get`` for ``server``, run once per (helper, server)."""
+        answer_key = (helper, server)
+        with self._lock:
+            if answer_key in self._helper_answers:
+                return self._helper_answers[answer_key]
+        answer = self._call_helper(helper, server, registry)
+        with self._lock:
+            self._helper_answers[answer_key] = answer
+        return answer
+
+    def _call_helper(self, helper: str, server: str, registry: str) -> Credential | None:
         """Run ``docker-credential-<helper> get``; None when it has no credentials."""
         program = f"docker-credential-{helper}"
         where = f"credential helper {program} (for registry {registry})"
