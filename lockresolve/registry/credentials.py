@@ -32,8 +32,6 @@ compare case-insensitively; credential helpers run with a timeout.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
@@ -44,9 +42,22 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from lockresolve.errors import CredentialError
+from lockresolve.registry.dockerconfig import (
+    _DOCKER_HUB,
+    _DOCKER_HUB_AUTH_KEY,
+    _AuthEntry,
+    _canonical_host_in,
+    _docker_config_path,
+    _DockerConfig,
+    _field,
+    _hostname_of_key,
+    _key_path,
+    _load_docker_config,
+    _longest_path_key,
+)
 
 __all__ = [
     "DEFAULT_HELPER_TIMEOUT",
@@ -64,10 +75,6 @@ _ENV_IGNORED: Final = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG", "LOCKRESOLVE
 
 DEFAULT_HELPER_TIMEOUT: Final = 30.0
 
-_DOCKER_HUB: Final = "index.docker.io"
-_DOCKER_HUB_ALIASES: Final = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
-# The key `docker login` writes for Docker Hub, and ggcr's DefaultAuthKey.
-_DOCKER_HUB_AUTH_KEY: Final = "https://index.docker.io/v1/"
 _TOKEN_USERNAME: Final = "<token>"
 _NOT_FOUND: Final = "credentials not found"
 
@@ -313,15 +320,6 @@ def _split_host_port(host: str) -> tuple[str, str]:
     return name, port
 
 
-def _canonical_host_in(url: str) -> str:
-    """Lower-case the host of ``host[:port][/path]`` and fold Docker Hub's aliases."""
-    host, slash, path = url.partition("/")
-    host = host.lower()
-    if host in _DOCKER_HUB_ALIASES:
-        host = _DOCKER_HUB
-    return host + slash + path
-
-
 def _urls_match(glob: str, target: str) -> bool:
     """imgpkg's ``URLsMatch``: same port, same number of labels, path prefix, per-label glob."""
     g_host, g_path = _split_url("https://" + glob)
@@ -390,121 +388,6 @@ def _glob(pattern: str) -> re.Pattern[str]:
     except IndexError:
         return re.compile(r"(?!)")
     return re.compile("".join(out), re.DOTALL)
-
-
-# -- the Docker config ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _AuthEntry:
-    username: str
-    password: str
-    identity_token: str
-    registry_token: str
-
-    def credential(self) -> Credential:
-        return Credential(self.username, self.password, self.identity_token, self.registry_token)
-
-
-@dataclass(frozen=True)
-class _DockerConfig:
-    path: Path
-    auths: Mapping[str, _AuthEntry]
-    creds_store: str
-    cred_helpers: Mapping[str, str]
-
-
-def _field(obj: Mapping[str, Any], name: str) -> Any:
-    """Go's encoding/json field lookup: the exact name, else a case-insensitive match."""
-    if name in obj:
-        return obj[name]
-    for key, value in obj.items():
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
-def _load_docker_config(path: Path) -> _DockerConfig:
-    def bad(what: str) -> CredentialError:
-        return CredentialError(f"cannot use Docker config {path}: {what}")
-
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return _DockerConfig(path, {}, "", {})
-    except OSError as exc:
-        raise bad(exc.strerror or type(exc).__name__) from None
-    if raw.strip() == b"":
-        return _DockerConfig(path, {}, "", {})
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise bad(f"not valid JSON ({reason})") from None
-    if not isinstance(data, dict):
-        raise bad("the top level is not a JSON object")
-
-    auths_raw = _field(data, "auths")
-    auths_raw = {} if auths_raw is None else auths_raw
-    if not isinstance(auths_raw, dict):
-        raise bad("'auths' is not an object")
-    auths: dict[str, _AuthEntry] = {}
-    for key, entry in auths_raw.items():
-        if entry is None:
-            entry = {}
-        if not isinstance(entry, dict):
-            raise bad(f"the 'auths' entry for {key!r} is not an object")
-        fields = {
-            name: _field(entry, name)
-            for name in ("username", "password", "auth", "identitytoken", "registrytoken")
-        }
-        for name, value in fields.items():
-            if value is not None and not isinstance(value, str):
-                raise bad(f"'{name}' of the 'auths' entry for {key!r} is not a string")
-        username = fields["username"] or ""
-        password = fields["password"] or ""
-        if fields["auth"]:
-            decoded = _decode_auth(fields["auth"])
-            if decoded is None:
-                raise bad(
-                    f"the 'auth' value of the 'auths' entry for {key!r} is not base64 'user:password'"
-                )
-            username, password = decoded
-        auths[key] = _AuthEntry(
-            username, password, fields["identitytoken"] or "", fields["registrytoken"] or ""
-        )
-
-    store = _field(data, "credsStore")
-    store = "" if store is None else store
-    if not isinstance(store, str):
-        raise bad("'credsStore' is not a string")
-    helpers = _field(data, "credHelpers")
-    helpers = {} if helpers is None else helpers
-    if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
-        raise bad("'credHelpers' is not an object of strings")
-    return _DockerConfig(path, auths, store, helpers)
-
-
-def _decode_auth(value: str) -> tuple[str, str] | None:
-    """The Docker CLI's ``decodeAuth``: base64 ``user:password``; the user must not be empty."""
-    try:
-        text = base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    username, sep, password = text.decode("utf-8", errors="replace").partition(":")
-    if not sep or username == "":
-        return None
-    return username, password.strip("\x00")
-
-
-def _hostname_of_key(key: str) -> str:
-    """The Docker CLI's ``ConvertToHostname``, plus lower case and Docker Hub's aliases."""
-    stripped = key
-    for scheme in ("http://", "https://"):
-        if stripped.startswith(scheme):
-            stripped = stripped[len(scheme) :]
-            break
-    return _canonical_host_in(stripped.partition("/")[0])
 
 
 # -- the keychain --------------------------------------------------------------------
@@ -658,8 +541,8 @@ class Keychain:
                     found = self._run_helper(helper, key, registry)
                 return _overlay(config.auths.get(key), found, helper, where)
             key = _longest_path_key(config.auths, registry, repository)
-            if key is not None and not config.auths[key].credential().is_anonymous:
-                return config.auths[key].credential().with_source(f"{where} (auths {key!r})")
+            if key is not None and not _entry_credential(config.auths[key]).is_anonymous:
+                return _entry_credential(config.auths[key]).with_source(f"{where} (auths {key!r})")
 
         server = _DOCKER_HUB_AUTH_KEY if registry == _DOCKER_HUB else registry
         entry = self._auth_entry(config, server, registry)
@@ -673,7 +556,7 @@ class Keychain:
             return _overlay(entry, found, helper, where)
         if entry is None:
             return None
-        return entry.credential().with_source(where)
+        return _entry_credential(entry).with_source(where)
 
     @staticmethod
     def _auth_entry(config: _DockerConfig, server: str, registry: str) -> _AuthEntry | None:
@@ -753,6 +636,10 @@ class Keychain:
         return Credential(username, secret)
 
 
+def _entry_credential(entry: _AuthEntry) -> Credential:
+    return Credential(entry.username, entry.password, entry.identity_token, entry.registry_token)
+
+
 def _overlay(
     entry: _AuthEntry | None, found: Credential | None, helper: str, where: str
 ) -> Credential:
@@ -770,33 +657,6 @@ def _overlay(
         registry_token or found.registry_token,
         source=source,
     )
-
-
-def _key_path(key: str) -> str:
-    """The repository path of a Docker config key (``ghcr.io/team-a`` -> ``team-a``).
-
-    A scheme and Docker's API paths (``/v1/``, ``/v2/``, as in
-    ``https://index.docker.io/v1/``) are not a repository path.
-    """
-    for scheme in ("http://", "https://"):
-        if key.startswith(scheme):
-            key = key[len(scheme) :]
-            break
-    path = key.partition("/")[2].strip("/")
-    return "" if path in ("v1", "v2") else path
-
-
-def _longest_path_key(keys: Mapping[str, Any], registry: str, repository: str) -> str | None:
-    """The key with a path that is ``repository`` or a parent of it, the longest; else None."""
-    best: str | None = None
-    best_len = -1
-    for key in keys:
-        path = _key_path(key)
-        if not path or _hostname_of_key(key) != registry:
-            continue
-        if (repository == path or repository.startswith(path + "/")) and len(path) > best_len:
-            best, best_len = key, len(path)
-    return best
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -819,32 +679,3 @@ def _safe_excerpt(text: str) -> str:
     if re.search(r"[A-Za-z0-9+/=_.:-]{20,}", line):
         return ""  # a long unbroken run could be a token or password printed bare
     return line[:200]
-
-
-def _docker_config_path(env: Mapping[str, str], override: Path | None) -> Path | None:
-    """Where ggcr's default keychain reads.
-
-    If ``~/.docker/config.json`` or ``$DOCKER_CONFIG/config.json`` exists, the
-    Docker config is ``$DOCKER_CONFIG/config.json`` when that variable is set
-    (a missing file then means no credentials), else ``~/.docker/config.json``;
-    if neither exists, Podman's ``$XDG_RUNTIME_DIR/containers/auth.json``.
-    """
-    if override is not None:
-        return override / "config.json"
-    home = env.get("HOME")
-    try:
-        home_config: Path | None = (Path(home) if home else Path.home()) / ".docker" / "config.json"
-    except RuntimeError:
-        home_config = None
-    docker_config = env.get("DOCKER_CONFIG")
-    env_config = Path(docker_config) / "config.json" if docker_config else None
-    if (home_config is not None and home_config.exists()) or (
-        env_config is not None and env_config.exists()
-    ):
-        return env_config if env_config is not None else home_config
-    runtime_dir = env.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
-        podman = Path(runtime_dir) / "containers" / "auth.json"
-        if podman.exists():
-            return podman
-    return None
