@@ -70,6 +70,9 @@ _NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"
 _MAX_TAG_PAGES = 10_000
 _MAX_REDIRECTS = 5
 _START = "lockresolve.start"
+# How long a refused connection is remembered: a run's worth (a long-lived library
+# client tries the host again after that).
+_REFUSED_MEMORY = 60.0
 
 # A body that can be produced again for a retry: bytes, or a factory of byte streams.
 BodyFactory = Callable[[], AsyncIterator[bytes]]
@@ -95,8 +98,9 @@ class _Host:
     scheme_lock: anyio.Lock = field(default_factory=anyio.Lock)
     pause_until: float = 0.0
     calm_streak: int = 0
-    #: the message of a refused connection: later requests in this run fail at once
+    #: the message of a refused connection: requests until ``refused_until`` fail at once
     refused: str | None = None
+    refused_until: float = 0.0
 
     def throttle(self) -> None:
         """Halve the concurrency after a 429."""
@@ -233,7 +237,7 @@ class RegistryClient:
         retries raise :class:`TransportError`.
         """
         host = self._host(registry)
-        if host.refused is not None:
+        if host.refused is not None and self._clock() < host.refused_until:
             # Refused once in this run: not worth asking again (kbld gives up at once too).
             raise TransportError(
                 host.refused, subject=subject, method=method, url=redact_url(target), status=None
@@ -295,6 +299,7 @@ class RegistryClient:
                     refused = _refused(exc, request.url)
                     if refused is not None:
                         host.refused = refused
+                        host.refused_until = self._clock() + _REFUSED_MEMORY
                         raise TransportError(
                             refused, subject=subject, method=method, url=redact_url(url)
                         ) from None
