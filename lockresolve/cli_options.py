@@ -6,6 +6,7 @@ Only click is imported here, so the CLI starts fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -108,9 +109,14 @@ def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:
 
     ``-v`` sets up logging (first, as every command needs); the rest become the settings.
     """
+    from lockresolve.registry.credentials import check_environment
     from lockresolve.registry.settings import RegistrySettings
 
     setup_logging(kwargs.pop("verbose"))
+    # Once, at start-up: a misspelt *_REGISTRY_* name is an error, an orphaned group a
+    # warning, before any registry asks for credentials.
+    for line in check_environment(os.environ):
+        logging.getLogger("lockresolve.credentials").warning("warning: %s", line)
     return RegistrySettings(
         ca_cert_paths=tuple(kwargs.pop("ca_cert_paths")),
         verify_certs=kwargs.pop("registry_verify_certs"),

@@ -163,7 +163,32 @@ class RegistryError(LockresolveError):
 
 
 class AuthError(RegistryError):
-    """401/403 from the registry, or a token service that refused us."""
+    """401/403 from the registry, or a token service that refused us.
+
+    ``credentials`` says whether credentials were sent and where they came
+    from (an environment group, a flag, a Docker config file, a credential
+    helper), never a secret; it ends the message in parentheses.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        credentials: str | None = None,
+        subject: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        details: Sequence[RegistryErrorDetail] = (),
+    ) -> None:
+        self.credentials = credentials
+        super().__init__(
+            message, subject=subject, method=method, url=url, status=status, details=details
+        )
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} ({self.credentials})" if self.credentials else text
 
 
 class NotFoundError(RegistryError):

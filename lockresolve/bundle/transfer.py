@@ -53,10 +53,11 @@ def _source_body(
     registry: str,
     repository: str,
     digest: str,
+    size: int,
     progress: Progress | None,
 ) -> BodyFactory:
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in client.get_blob(registry, repository, digest):
+        async for chunk in client.get_blob(registry, repository, digest, size=size):
             if progress is not None:
                 progress.advance(len(chunk))
             yield chunk
@@ -86,6 +87,9 @@ async def copy_blob(
         location = await client.mount_blob(registry, repository, digest, source[1])
         if location is None:
             return "mounted"
-    body = _source_body(client, source[0], source[1], digest, progress)
+    # On one registry the source GET runs inside the PUT's request and shares its
+    # concurrency slot (see lockresolve.registry.limits), so a declined mount cannot
+    # deadlock the host's limiter.
+    body = _source_body(client, source[0], source[1], digest, size, progress)
     await client.upload_blob(registry, repository, digest, size, body, location=location)
     return "uploaded"

@@ -36,7 +36,7 @@ from lockresolve.errors import AuthError
 from lockresolve.registry.credentials import Credential
 from lockresolve.registry.protocol import Challenge, parse_www_authenticate, redact_url
 
-__all__ = ["REGISTRY_EXT", "SCOPES_EXT", "CredentialSource", "RegistryAuth"]
+__all__ = ["REGISTRY_EXT", "SCOPES_EXT", "SENT_EXT", "CredentialSource", "RegistryAuth"]
 
 REGISTRY_EXT = "lockresolve.registry"
 SCOPES_EXT = "lockresolve.scopes"
@@ -46,8 +46,23 @@ _EXPIRY_MARGIN = 10.0
 _DEFAULT_TOKEN_LIFETIME = 60.0
 
 
+#: set on each request: what the flow sent (``Credential.describe()``), for error messages
+SENT_EXT = "lockresolve.credentials-sent"
+
+
 class CredentialSource(Protocol):
-    def resolve(self, registry: str) -> Credential: ...
+    def resolve(self, registry: str, repository: str | None = None) -> Credential: ...
+
+
+def scope_repository(scopes: tuple[str, ...]) -> str | None:
+    """The repository a request is about: its first ``repository:NAME:ACTIONS`` scope
+    (for a mount, the target; the source repository comes after it)."""
+    for scope in scopes:
+        kind, _, rest = scope.partition(":")
+        name = rest.rpartition(":")[0]
+        if kind == "repository" and name:
+            return name
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,9 @@ class _Token:
     expires_at: float
 
 
-_TokenKey = tuple[str, str, tuple[str, ...]]
+# (realm, service, scopes, the credential the token was fetched with): two credentials on
+# one host (per repository path) never share a token.
+_TokenKey = tuple[str, str, tuple[str, ...], Credential]
 
 
 class RegistryAuth(httpx.Auth):
@@ -74,18 +91,21 @@ class RegistryAuth(httpx.Auth):
         self._first_contact: dict[str, anyio.Event] = {}
         self._tokens: dict[_TokenKey, _Token] = {}
         self._token_locks: dict[_TokenKey, anyio.Lock] = {}
-        self._creds: dict[str, Credential] = {}
-        self._cred_lock = anyio.Lock()
+        self._creds: dict[tuple[str, str | None], Credential] = {}
+        self._cred_locks: dict[tuple[str, str | None], anyio.Lock] = {}
         self.token_fetches = 0
 
-    async def _credential(self, registry: str) -> Credential:
-        cred = self._creds.get(registry)
+    async def _credential(self, registry: str, repository: str | None) -> Credential:
+        key = (registry, repository)
+        cred = self._creds.get(key)
         if cred is None:
-            async with self._cred_lock:
-                cred = self._creds.get(registry)
+            async with self._cred_locks.setdefault(key, anyio.Lock()):
+                cred = self._creds.get(key)
                 if cred is None:
-                    cred = await anyio.to_thread.run_sync(self._credentials.resolve, registry)
-                    self._creds[registry] = cred
+                    cred = await anyio.to_thread.run_sync(
+                        self._credentials.resolve, registry, repository
+                    )
+                    self._creds[key] = cred
         return cred
 
     def _scopes(self, challenge: Challenge, wanted: tuple[str, ...]) -> tuple[str, ...]:
@@ -123,11 +143,12 @@ class RegistryAuth(httpx.Auth):
             headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
         return httpx.Request("GET", realm, params=params, headers=headers)
 
-    def _parse_token(self, response: httpx.Response, realm: str) -> _Token:
+    def _parse_token(self, response: httpx.Response, realm: str, cred: Credential) -> _Token:
         where = redact_url(realm)
         if response.status_code != 200:
             raise AuthError(
-                f"token service {where} refused the request ({response.status_code})",
+                f"token service {where} refused the request ({response.status_code}); "
+                f"sent {cred.describe()}",
                 status=response.status_code,
             )
         try:
@@ -147,6 +168,7 @@ class RegistryAuth(httpx.Auth):
         host = request.url.netloc.decode("ascii")
         registry = str(request.extensions.get(REGISTRY_EXT) or host)
         wanted: tuple[str, ...] = tuple(request.extensions.get(SCOPES_EXT, ()))
+        repository = scope_repository(wanted)
 
         # First contact with a host: one request learns the challenge, the rest wait.
         leader = False
@@ -164,7 +186,7 @@ class RegistryAuth(httpx.Auth):
                 challenge = self._challenges.get(host)
                 token_key: _TokenKey | None = None
                 if challenge is not None:
-                    cred = await self._credential(registry)
+                    cred = await self._credential(registry, repository)
                     header: str | None = None
                     if challenge.scheme == "basic":
                         if cred.username is not None and cred.password is not None:
@@ -175,7 +197,7 @@ class RegistryAuth(httpx.Auth):
                             header = f"Bearer {cred.registry_token}"
                         else:
                             scopes = self._scopes(challenge, wanted)
-                            token_key = (challenge.realm, challenge.service, scopes)
+                            token_key = (challenge.realm, challenge.service, scopes, cred)
                             lock = self._token_locks.setdefault(token_key, anyio.Lock())
                             async with lock:
                                 token = None if forced_refresh else self._valid_token(token_key)
@@ -185,11 +207,22 @@ class RegistryAuth(httpx.Auth):
                                     )
                                     await token_response.aread()
                                     self.token_fetches += 1
-                                    token = self._parse_token(token_response, challenge.realm)
+                                    token = self._parse_token(token_response, challenge.realm, cred)
                                     self._tokens[token_key] = token
                             header = f"Bearer {token.value}"
                     if header is not None:
                         request.headers["Authorization"] = header
+                        via = " (for a token from the token service)" if token_key else ""
+                        request.extensions[SENT_EXT] = f"sent {cred.describe()}{via}"
+                    elif cred.is_anonymous:
+                        request.extensions[SENT_EXT] = "no credentials sent" + (
+                            f" ({cred.source})" if cred.source else ""
+                        )
+                    else:
+                        request.extensions[SENT_EXT] = (
+                            f"no credentials sent: {cred.describe()} cannot answer "
+                            f"the registry's {challenge.scheme} challenge"
+                        )
 
                 response = yield request
 
@@ -222,6 +255,13 @@ class RegistryAuth(httpx.Auth):
                     scheme=found.scheme,
                     params={k: v for k, v in found.params.items() if k in ("realm", "service")},
                 )
+                if not isinstance(request.stream, httpx.ByteStream):
+                    # A streamed body is consumed: it cannot be sent again from here. Forget
+                    # the refused token and hand the 401 back; the caller starts over with
+                    # a fresh body (a new upload session), which gets a fresh token.
+                    if token_key is not None:
+                        self._tokens.pop(token_key, None)
+                    return
         finally:
             if leader:
                 # No answer (connection failed, cancelled): let the next request lead.

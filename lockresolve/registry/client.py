@@ -17,6 +17,7 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -34,9 +35,16 @@ from lockresolve.errors import (
 )
 from lockresolve.mediatypes import MANIFEST_ACCEPT
 from lockresolve.reference import Reference
-from lockresolve.registry.auth import REGISTRY_EXT, SCOPES_EXT, CredentialSource, RegistryAuth
+from lockresolve.registry.auth import (
+    REGISTRY_EXT,
+    SCOPES_EXT,
+    SENT_EXT,
+    CredentialSource,
+    RegistryAuth,
+)
 from lockresolve.registry.credentials import Credential
 from lockresolve.registry.httpclient import build_http_client
+from lockresolve.registry.limits import HostSlot, ReleasingStream, holding, holds
 from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha256_digest
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
@@ -47,6 +55,7 @@ from lockresolve.registry.protocol import (
     parse_retry_after,
     redact_url,
     repository_scope,
+    same_origin,
     tags_path,
     upload_path,
 )
@@ -61,6 +70,9 @@ _NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"
 _MAX_TAG_PAGES = 10_000
 _MAX_REDIRECTS = 5
 _START = "lockresolve.start"
+# How long a refused connection is remembered: a run's worth (a long-lived library
+# client tries the host again after that).
+_REFUSED_MEMORY = 60.0
 
 # A body that can be produced again for a retry: bytes, or a factory of byte streams.
 BodyFactory = Callable[[], AsyncIterator[bytes]]
@@ -72,8 +84,8 @@ def api_host(registry: str) -> str:
 
 
 class _AnonymousCredentials:
-    def resolve(self, registry: str) -> Credential:
-        return Credential()
+    def resolve(self, registry: str, repository: str | None = None) -> Credential:
+        return Credential(source="the client was given no credential source")
 
 
 @dataclass
@@ -86,6 +98,9 @@ class _Host:
     scheme_lock: anyio.Lock = field(default_factory=anyio.Lock)
     pause_until: float = 0.0
     calm_streak: int = 0
+    #: the message of a refused connection: requests until ``refused_until`` fail at once
+    refused: str | None = None
+    refused_until: float = 0.0
 
     def throttle(self) -> None:
         """Halve the concurrency after a 429."""
@@ -99,6 +114,18 @@ class _Host:
             if self.calm_streak >= 20:
                 self.limiter.total_tokens = int(self.limiter.total_tokens) + 1
                 self.calm_streak = 0
+
+
+def _refused(exc: BaseException, url: httpx.URL) -> str | None:
+    """``connection refused (host:port)`` when nothing listens there; else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            port = url.port or (443 if url.scheme == "https" else 80)
+            host = f"[{url.host}]" if ":" in url.host else url.host
+            return f"connection refused ({host}:{port})"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _is_tls_mismatch(exc: BaseException) -> bool:
@@ -210,36 +237,56 @@ class RegistryClient:
         retries raise :class:`TransportError`.
         """
         host = self._host(registry)
+        if host.refused is not None and self._clock() < host.refused_until:
+            # Refused once in this run: not worth asking again (kbld gives up at once too).
+            raise TransportError(
+                host.refused, subject=subject, method=method, url=redact_url(target), status=None
+            )
         attempts = self.policy.retries + 1 if retry else 1
         last_exc: BaseException | None = None
         attempt = 0
         while attempt < attempts:
             await self._wait_pause(host)
-            async with host.limiter:
+            # Inside a request to this host already (the GET that is the body of a PUT on
+            # the same registry): share that slot; waiting for a second one could deadlock.
+            slot = None if holds(registry) else HostSlot(host.limiter)
+            if slot is not None:
+                await slot.acquire()
+            kept = False
+            try:
                 scheme, deciding = await self._scheme(registry, host)
                 url = (
                     target
                     if target.startswith(("http://", "https://"))
                     else f"{scheme}://{api_host(registry)}{target}"
                 )
-                request = self._http.build_request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    content=body() if callable(body) else body,
-                    params=params,
-                    extensions={REGISTRY_EXT: registry, SCOPES_EXT: tuple(scopes)},
-                )
                 try:
                     try:
-                        response = await self._http.send(
-                            request, auth=self.auth if auth else None, stream=stream
+                        request = self._http.build_request(
+                            method,
+                            url,
+                            headers=dict(headers or {}),
+                            content=body() if callable(body) else body,
+                            params=params,
+                            extensions={REGISTRY_EXT: registry, SCOPES_EXT: tuple(scopes)},
                         )
+                        with holding(registry):
+                            response = await self._http.send(
+                                request, auth=self.auth if auth else None, stream=stream
+                            )
                         if deciding:
                             host.scheme = scheme
                     finally:
                         if deciding:
                             host.scheme_lock.release()
+                except (httpx.InvalidURL, UnicodeError) as exc:
+                    # A host httpx cannot put in a URL (not IDNA-encodable): that request fails.
+                    raise ProtocolError(
+                        f"cannot send a request to {redact_url(url)!r}: "
+                        f"{str(exc) or type(exc).__name__}",
+                        subject=subject,
+                        method=method,
+                    ) from None
                 except httpx.HTTPError as exc:
                     if deciding and isinstance(exc, httpx.ConnectError) and _is_tls_mismatch(exc):
                         # A loopback or private registry that speaks plain http.
@@ -249,6 +296,13 @@ class RegistryClient:
                     last_exc = exc
                     log.debug("%s %s failed: %s", method, redact_url(url), type(exc).__name__)
                     attempt += 1
+                    refused = _refused(exc, request.url)
+                    if refused is not None:
+                        host.refused = refused
+                        host.refused_until = self._clock() + _REFUSED_MEMORY
+                        raise TransportError(
+                            refused, subject=subject, method=method, url=redact_url(url)
+                        ) from None
                     if attempt < attempts and not isinstance(exc, httpx.UnsupportedProtocol):
                         self.stats.retries += 1
                         host.pause_until = max(
@@ -256,6 +310,18 @@ class RegistryClient:
                         )
                         continue
                     raise self._transport_error(exc, method, url, subject) from None
+                if (
+                    stream
+                    and slot is not None
+                    and isinstance(response.stream, httpx.AsyncByteStream)
+                ):
+                    # Keep the slot until the body is read and closed: --concurrency
+                    # bounds streamed transfers, not only their first bytes.
+                    response.stream = ReleasingStream(response.stream, slot.release)
+                    kept = True
+            finally:
+                if slot is not None and not kept:
+                    slot.release()
             attempt += 1
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 wait = parse_retry_after(response.headers.get("retry-after"))
@@ -309,7 +375,8 @@ class RegistryClient:
         """Map an error answer to the exception tree, with the registry's own codes."""
         try:
             content = b"" if response.request.method == "HEAD" else await _read_capped(response)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, _TooLarge):
+            # An unreadable or oversized body (a CDN's HTML page): the status says enough.
             content = b""
         finally:
             await response.aclose()
@@ -325,7 +392,15 @@ class RegistryClient:
         }
         codes = {d.code for d in details}
         if status in (401, 403):
-            return AuthError(reason, **kwargs)
+            request = response.request
+            sent = request.extensions.get(SENT_EXT)
+            if not isinstance(sent, str):
+                sent = (
+                    "credentials sent"
+                    if "authorization" in request.headers
+                    else "no credentials sent"
+                )
+            return AuthError(reason, credentials=sent, **kwargs)
         if status == 404 or codes & _NOT_FOUND_CODES:
             return NotFoundError(reason, **kwargs)
         return RegistryError(reason, **kwargs)
@@ -474,12 +549,22 @@ class RegistryClient:
         return await self._exists(response, subject)
 
     async def get_blob(
-        self, registry: str, repository: str, digest: str, *, chunk_size: int = 1 << 20
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        *,
+        chunk_size: int = 1 << 20,
+        size: int | None = None,
     ) -> AsyncIterator[bytes]:
         """Stream a blob, verifying its digest; raises at the end on a mismatch.
 
         Redirects (to storage) are followed; the registry's Authorization header
-        is never sent to another host. A broken transfer resumes with ``Range``.
+        is never sent to another host (nor to another scheme). A broken transfer
+        resumes with ``Range``. ``size`` is the descriptor's: a blob that would
+        be longer (a ``Content-Length`` that says so, or the bytes themselves) is
+        refused before the byte past it is handed out, one that ends short at
+        the end. The host's concurrency slot is held until the stream is done.
         Callers must not commit what they read before the iterator finishes.
         """
         subject = f"{registry}/{repository}@{digest}"
@@ -490,6 +575,8 @@ class RegistryClient:
             response = await self._open_blob(registry, repository, digest, subject, received)
             try:
                 skip = received if response.status_code == 200 else 0
+                if size is not None:
+                    _check_declared_length(response, size - received + skip, size, subject)
                 async for chunk in response.aiter_bytes(chunk_size):
                     if skip:
                         drop = min(skip, len(chunk))
@@ -497,6 +584,13 @@ class RegistryClient:
                         skip -= drop
                         if not chunk:
                             continue
+                    if size is not None and received + len(chunk) > size:
+                        raise ProtocolError(
+                            f"blob is longer than the {size} bytes its descriptor declares",
+                            subject=subject,
+                            method="GET",
+                            url=redact_url(str(response.request.url)),
+                        )
                     hasher.update(chunk)
                     received += len(chunk)
                     yield chunk
@@ -511,6 +605,12 @@ class RegistryClient:
                 self.stats.retries += 1
             finally:
                 await response.aclose()
+        if size is not None and received != size:
+            raise ProtocolError(
+                f"blob ended after {received} of the {size} bytes its descriptor declares",
+                subject=subject,
+                method="GET",
+            )
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:
             raise DigestMismatchError(
@@ -530,7 +630,7 @@ class RegistryClient:
             headers=headers,
             stream=True,
         )
-        registry_netloc = response.request.url.netloc
+        registry_url = str(response.request.url)
         for _ in range(_MAX_REDIRECTS):
             if response.status_code not in (301, 302, 303, 307, 308):
                 break
@@ -543,7 +643,7 @@ class RegistryClient:
                 raise ProtocolError(
                     "redirect to a non-http URL refused", subject=subject, method="GET"
                 )
-            same_host = httpx.URL(target).netloc == registry_netloc
+            same_host = same_origin(target, registry_url)
             response = await self._send(
                 "GET",
                 registry,
@@ -576,11 +676,19 @@ class RegistryClient:
             ],
             subject=subject,
         )
-        await response.aclose()
         if response.status_code == 201:
+            await response.aclose()
             return None
         if response.status_code == 202:
+            await response.aclose()
             return self._location(response, subject)
+        if response.status_code in (401, 403):
+            # The token may not read the source repository (another credential or project
+            # owns it): the registry refuses the mount as a whole. Upload instead.
+            await response.aclose()
+            log.debug("mount of %s refused (%d); uploading", digest, response.status_code)
+            scopes = [repository_scope(repository, "pull,push")]
+            return await self._start_upload(registry, repository, scopes, subject)
         raise await self._error(response, subject)
 
     async def _start_upload(
@@ -594,6 +702,12 @@ class RegistryClient:
         if response.status_code != 202:
             raise await self._error(response, subject)
         return self._location(response, subject)
+
+    def _same_origin(self, registry: str, url: str) -> bool:
+        """Whether ``url`` is on the registry itself (scheme, host and port): only then
+        does it get the registry's credentials (upload locations, tag pages)."""
+        scheme = self._host(registry).scheme or "https"
+        return same_origin(url, f"{scheme}://{api_host(registry)}/")
 
     def _location(self, response: httpx.Response, subject: str) -> str:
         location = response.headers.get("location")
@@ -618,7 +732,9 @@ class RegistryClient:
         """
         subject = f"{registry}/{repository}@{digest}"
         scopes = [repository_scope(repository, "pull,push")]
-        for attempt in range(self.policy.retries + 1):
+        attempt = 0
+        reauthorised = False
+        while True:
             if location is None:
                 location = await self._start_upload(registry, repository, scopes, subject)
             put_url = _with_query(location, {"digest": digest})
@@ -635,6 +751,7 @@ class RegistryClient:
                     },
                     body=body,
                     retry=False,
+                    auth=self._same_origin(registry, put_url),
                 )
             except TransportError:
                 # A dropped or reset connection: the upload session may be gone,
@@ -644,10 +761,19 @@ class RegistryClient:
                 self.stats.retries += 1
                 location = None
                 await self._sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             await response.aclose()
             if response.status_code in (201, 204):
                 return
+            if response.status_code == 401 and callable(body) and not reauthorised:
+                # The token was refused after the streamed body was sent (expired or
+                # revoked mid-push); the auth flow cannot replay it. Once: a new session
+                # and a fresh body, with the fresh token the flow now fetches.
+                reauthorised = True
+                self.stats.retries += 1
+                location = None
+                continue
             if response.status_code in (400, 405, 415, 501) and attempt == 0:
                 codes = {d.code for d in parse_error_body(response.content or b"")}
                 if response.status_code != 400 or codes & {"BLOB_UPLOAD_INVALID", "UNSUPPORTED"}:
@@ -656,6 +782,7 @@ class RegistryClient:
             if response.status_code in RETRY_STATUSES and attempt < self.policy.retries:
                 location = None
                 await self._sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             raise await self._error(response, subject)
 
@@ -669,6 +796,38 @@ class RegistryClient:
         subject: str,
         chunk_size: int = 8 << 20,
     ) -> None:
+        async with self._one_slot(registry):
+            await self._upload_chunks(
+                registry, repository, digest, body, scopes, subject, chunk_size
+            )
+
+    @asynccontextmanager
+    async def _one_slot(self, registry: str) -> AsyncIterator[None]:
+        """One slot of ``registry`` for a whole exchange: every request inside it (and a
+        streamed body from the same host read inside it) shares the slot."""
+        if holds(registry):
+            yield
+            return
+        slot = HostSlot(self._host(registry).limiter)
+        await slot.acquire()
+        try:
+            with holding(registry):
+                yield
+        finally:
+            slot.release()
+
+    async def _upload_chunks(
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        body: bytes | BodyFactory,
+        scopes: Sequence[str],
+        subject: str,
+        chunk_size: int,
+    ) -> None:
+        # The body (a GET stream, in a copy) is read between the PATCHes, outside any
+        # request: the caller holds one slot for it all (see _one_slot).
         location = await self._start_upload(registry, repository, scopes, subject)
         offset = 0
         async for chunk in _chunks(body, chunk_size):
@@ -678,6 +837,7 @@ class RegistryClient:
                 location,
                 scopes=scopes,
                 subject=subject,
+                auth=self._same_origin(registry, location),
                 headers={
                     "Content-Type": "application/octet-stream",
                     "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
@@ -695,6 +855,7 @@ class RegistryClient:
             _with_query(location, {"digest": digest}),
             scopes=scopes,
             subject=subject,
+            auth=self._same_origin(registry, location),
         )
         await response.aclose()
         if response.status_code not in (201, 204):
@@ -719,6 +880,9 @@ class RegistryClient:
                 target,
                 scopes=[repository_scope(repository, "pull")],
                 subject=subject,
+                # A Link to another host (or scheme) is followed without credentials.
+                auth=not target.startswith(("http://", "https://"))
+                or self._same_origin(registry, target),
             )
             if response.status_code != 200:
                 raise await self._error(response, subject)
@@ -737,6 +901,18 @@ class RegistryClient:
 
 class _TooLarge(Exception):
     pass
+
+
+def _check_declared_length(response: httpx.Response, left: int, size: int, subject: str) -> None:
+    """Refuse an answer whose ``Content-Length`` is more than the bytes still expected."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > left:
+        raise ProtocolError(
+            f"blob is {declared} bytes long by its Content-Length; its descriptor declares {size}",
+            subject=subject,
+            method="GET",
+            url=redact_url(str(response.request.url)),
+        )
 
 
 async def _read_capped(response: httpx.Response, cap: int = 64 * 1024) -> bytes:

@@ -12,7 +12,8 @@ For each registry, the first source that has an answer wins:
    ``filepath.Match``) globs one DNS label, ports must be equal, and the
    longest key (in reverse byte order) is tried first. A group whose HOSTNAME
    matches answers even when it holds no secret (anonymous), as in both tools.
-   Any other name under these prefixes is an error, as in both tools.
+   Any other name under these prefixes is an error, as in both tools
+   (:func:`check_environment` reports it once at start-up).
 2. The explicit credential from the command line (``--registry-username`` /
    ``--registry-password``, ``--registry-token``, ``--registry-anon``): it
    applies to every registry the environment did not name.
@@ -20,7 +21,8 @@ For each registry, the first source that has an answer wins:
    ``~/.docker/config.json``, else Podman's ``$XDG_RUNTIME_DIR/containers/
    auth.json``), read as go-containerregistry's default keychain and the
    Docker CLI read it: ``credHelpers`` for the registry, else ``credsStore``,
-   else ``auths``.
+   else ``auths``. Keys with a repository path apply under that path, the
+   longest first, and helpers are asked for ``host/repository`` first.
 
 Additions to what kbld/imgpkg do, none of which change an answer they give:
 Docker Hub's names (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``,
@@ -30,8 +32,6 @@ compare case-insensitively; credential helpers run with a timeout.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
@@ -40,25 +40,41 @@ import signal
 import subprocess
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from lockresolve.errors import CredentialError
+from lockresolve.registry.dockerconfig import (
+    _DOCKER_HUB,
+    _DOCKER_HUB_AUTH_KEY,
+    _AuthEntry,
+    _canonical_host_in,
+    _docker_config_path,
+    _DockerConfig,
+    _field,
+    _hostname_of_key,
+    _key_path,
+    _load_docker_config,
+    _longest_path_key,
+)
 
-__all__ = ["DEFAULT_HELPER_TIMEOUT", "ENV_PREFIXES", "Credential", "Keychain"]
+__all__ = [
+    "DEFAULT_HELPER_TIMEOUT",
+    "ENV_PREFIXES",
+    "Credential",
+    "Keychain",
+    "check_environment",
+]
 
 ENV_PREFIXES: Final = ("LOCKRESOLVE_REGISTRY_", "KBLD_REGISTRY_", "IMGPKG_REGISTRY_")
 _ENV_KEYS: Final = ("HOSTNAME", "USERNAME", "PASSWORD", "IDENTITY_TOKEN", "REGISTRY_TOKEN")
 # imgpkg reads this one for its Azure keychain; its env keychain skips it.
-_ENV_IGNORED: Final = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG"})
+# LOCKRESOLVE_REGISTRY_MIRRORS is the mirrors setting (issue 16), not a credential group.
+_ENV_IGNORED: Final = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG", "LOCKRESOLVE_REGISTRY_MIRRORS"})
 
 DEFAULT_HELPER_TIMEOUT: Final = 30.0
 
-_DOCKER_HUB: Final = "index.docker.io"
-_DOCKER_HUB_ALIASES: Final = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
-# The key `docker login` writes for Docker Hub, and ggcr's DefaultAuthKey.
-_DOCKER_HUB_AUTH_KEY: Final = "https://index.docker.io/v1/"
 _TOKEN_USERNAME: Final = "<token>"
 _NOT_FOUND: Final = "credentials not found"
 
@@ -80,6 +96,10 @@ class Credential:
     password: str | None = None
     identity_token: str | None = None
     registry_token: str | None = None
+    #: where it came from, for messages ("environment group LOCKRESOLVE_REGISTRY_HOSTNAME_1",
+    #: "Docker config /home/u/.docker/config.json", "credential helper docker-credential-x",
+    #: a flag); for an anonymous answer, why none was found. Never a secret; not compared.
+    source: str = field(default="", compare=False)
 
     ANONYMOUS: ClassVar[Credential]
 
@@ -102,6 +122,22 @@ class Credential:
     @property
     def is_anonymous(self) -> bool:
         return self == Credential.ANONYMOUS
+
+    def with_source(self, source: str) -> Credential:
+        """The same credential, saying where it came from."""
+        return replace(self, source=source)
+
+    def describe(self) -> str:
+        """What would be sent and from where, never a secret: for error messages."""
+        if self.registry_token:
+            what = "a registry token"
+        elif self.identity_token:
+            what = "an identity token"
+        elif self.username is not None:
+            what = f"username {self.username!r} and a password"
+        else:
+            return "no credentials" + (f" ({self.source})" if self.source else "")
+        return what + (f" from {self.source}" if self.source else "")
 
     def __repr__(self) -> str:
         def secret(value: str | None) -> str:
@@ -130,7 +166,16 @@ class _EnvEntry:
 
 
 def _env_entries(env: Mapping[str, str]) -> tuple[tuple[_EnvEntry, ...], CredentialError | None]:
+    entries, error, _orphans = _env_groups(env)
+    return entries, error
+
+
+def _env_groups(
+    env: Mapping[str, str],
+) -> tuple[tuple[_EnvEntry, ...], CredentialError | None, tuple[str, ...]]:
+    """The env entries, the first error, and the variables of groups without a HOSTNAME."""
     entries: list[_EnvEntry] = []
+    orphans: list[str] = []
     for prefix in ENV_PREFIXES:
         groups: dict[str, dict[str, str]] = {}
         for name in sorted(env):
@@ -146,20 +191,26 @@ def _env_entries(env: Mapping[str, str]) -> tuple[tuple[_EnvEntry, ...], Credent
                     groups.setdefault("_" + suffix, {})[key] = env[name]
                     break
             else:
-                return (), CredentialError(
-                    f"Unknown env variable '{name}' (expected {prefix}"
-                    f"{{{','.join(_ENV_KEYS)}}} with an optional _<suffix>)"
+                return (
+                    (),
+                    CredentialError(
+                        f"Unknown env variable '{name}' (expected {prefix}"
+                        f"{{{','.join(_ENV_KEYS)}}} with an optional _<suffix>)"
+                    ),
+                    (),
                 )
         found: list[_EnvEntry] = []
         for group in sorted(groups):
             values = groups[group]
             variable = f"{prefix}HOSTNAME{group}"
             if "HOSTNAME" not in values:
-                continue  # no host: matches nothing, in both tools
+                # No host: matches nothing, in both tools; said once at start-up.
+                orphans.extend(f"{prefix}{key}{group}" for key in sorted(values))
+                continue
             try:
                 url = _env_url(values["HOSTNAME"], variable, strict=prefix == "KBLD_REGISTRY_")
             except CredentialError as exc:
-                return (), exc
+                return (), exc, ()
             if url == "":
                 continue
             found.append(
@@ -171,13 +222,37 @@ def _env_entries(env: Mapping[str, str]) -> tuple[tuple[_EnvEntry, ...], Credent
                         values.get("PASSWORD"),
                         values.get("IDENTITY_TOKEN"),
                         values.get("REGISTRY_TOKEN"),
+                        source=f"environment group {variable}",
                     ),
                 )
             )
         # imgpkg: reverse order of the key, so quay.io/coreos is tried before quay.io.
         found.sort(key=lambda e: e.url, reverse=True)
         entries.extend(found)
-    return tuple(entries), None
+    return tuple(entries), None, tuple(orphans)
+
+
+def check_environment(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The start-up check of the ``*_REGISTRY_*`` variables, done once per run.
+
+    Raises :class:`CredentialError` for what is an error in kbld and imgpkg
+    too (an unknown name such as ``LOCKRESOLVE_REGISTRY_USER``, an unusable
+    HOSTNAME); returns one warning line for the groups that have no HOSTNAME
+    (they are ignored, as in both tools). Names only, never values.
+    """
+    _entries, error, orphans = _env_groups(env)
+    if error is not None:
+        raise error
+    return _orphan_warnings(orphans)
+
+
+def _orphan_warnings(orphans: tuple[str, ...]) -> tuple[str, ...]:
+    if not orphans:
+        return ()
+    return (
+        f"ignoring {', '.join(orphans)}: no matching *_HOSTNAME variable says which "
+        "registry they are for",
+    )
 
 
 def _env_url(value: str, variable: str, *, strict: bool) -> str:
@@ -243,15 +318,6 @@ def _split_host_port(host: str) -> tuple[str, str]:
         return host, ""
     name, _, port = host.partition(":")
     return name, port
-
-
-def _canonical_host_in(url: str) -> str:
-    """Lower-case the host of ``host[:port][/path]`` and fold Docker Hub's aliases."""
-    host, slash, path = url.partition("/")
-    host = host.lower()
-    if host in _DOCKER_HUB_ALIASES:
-        host = _DOCKER_HUB
-    return host + slash + path
 
 
 def _urls_match(glob: str, target: str) -> bool:
@@ -324,121 +390,6 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-# -- the Docker config ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _AuthEntry:
-    username: str
-    password: str
-    identity_token: str
-    registry_token: str
-
-    def credential(self) -> Credential:
-        return Credential(self.username, self.password, self.identity_token, self.registry_token)
-
-
-@dataclass(frozen=True)
-class _DockerConfig:
-    path: Path
-    auths: Mapping[str, _AuthEntry]
-    creds_store: str
-    cred_helpers: Mapping[str, str]
-
-
-def _field(obj: Mapping[str, Any], name: str) -> Any:
-    """Go's encoding/json field lookup: the exact name, else a case-insensitive match."""
-    if name in obj:
-        return obj[name]
-    for key, value in obj.items():
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
-def _load_docker_config(path: Path) -> _DockerConfig:
-    def bad(what: str) -> CredentialError:
-        return CredentialError(f"cannot use Docker config {path}: {what}")
-
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return _DockerConfig(path, {}, "", {})
-    except OSError as exc:
-        raise bad(exc.strerror or type(exc).__name__) from None
-    if raw.strip() == b"":
-        return _DockerConfig(path, {}, "", {})
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise bad(f"not valid JSON ({reason})") from None
-    if not isinstance(data, dict):
-        raise bad("the top level is not a JSON object")
-
-    auths_raw = _field(data, "auths")
-    auths_raw = {} if auths_raw is None else auths_raw
-    if not isinstance(auths_raw, dict):
-        raise bad("'auths' is not an object")
-    auths: dict[str, _AuthEntry] = {}
-    for key, entry in auths_raw.items():
-        if entry is None:
-            entry = {}
-        if not isinstance(entry, dict):
-            raise bad(f"the 'auths' entry for {key!r} is not an object")
-        fields = {
-            name: _field(entry, name)
-            for name in ("username", "password", "auth", "identitytoken", "registrytoken")
-        }
-        for name, value in fields.items():
-            if value is not None and not isinstance(value, str):
-                raise bad(f"'{name}' of the 'auths' entry for {key!r} is not a string")
-        username = fields["username"] or ""
-        password = fields["password"] or ""
-        if fields["auth"]:
-            decoded = _decode_auth(fields["auth"])
-            if decoded is None:
-                raise bad(
-                    f"the 'auth' value of the 'auths' entry for {key!r} is not base64 'user:password'"
-                )
-            username, password = decoded
-        auths[key] = _AuthEntry(
-            username, password, fields["identitytoken"] or "", fields["registrytoken"] or ""
-        )
-
-    store = _field(data, "credsStore")
-    store = "" if store is None else store
-    if not isinstance(store, str):
-        raise bad("'credsStore' is not a string")
-    helpers = _field(data, "credHelpers")
-    helpers = {} if helpers is None else helpers
-    if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
-        raise bad("'credHelpers' is not an object of strings")
-    return _DockerConfig(path, auths, store, helpers)
-
-
-def _decode_auth(value: str) -> tuple[str, str] | None:
-    """The Docker CLI's ``decodeAuth``: base64 ``user:password``; the user must not be empty."""
-    try:
-        text = base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    username, sep, password = text.decode("utf-8", errors="replace").partition(":")
-    if not sep or username == "":
-        return None
-    return username, password.strip("\x00")
-
-
-def _hostname_of_key(key: str) -> str:
-    """The Docker CLI's ``ConvertToHostname``, plus lower case and Docker Hub's aliases."""
-    stripped = key
-    for scheme in ("http://", "https://"):
-        if stripped.startswith(scheme):
-            stripped = stripped[len(scheme) :]
-            break
-    return _canonical_host_in(stripped.partition("/")[0])
-
-
 # -- the keychain --------------------------------------------------------------------
 
 
@@ -457,6 +408,7 @@ class Keychain:
         *,
         env_entries: tuple[_EnvEntry, ...] = (),
         env_error: CredentialError | None = None,
+        env_orphans: tuple[str, ...] = (),
         explicit: Credential | None = None,
         docker_config: Path | None = None,
         helper_env: Mapping[str, str] | None = None,
@@ -464,13 +416,16 @@ class Keychain:
     ) -> None:
         self._env_entries = env_entries
         self._env_error = env_error
+        self._env_orphans = env_orphans
         self._explicit = explicit
         self._docker_config_path = docker_config
         self._docker_config: _DockerConfig | None = None
         self._helper_env = dict(os.environ if helper_env is None else helper_env)
         self._helper_timeout = helper_timeout
         self._cache: dict[tuple[str, str | None], Credential] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dicts and the Docker config load
+        self._key_locks: dict[tuple[str, str | None], threading.Lock] = {}
+        self._helper_answers: dict[tuple[str, str], Credential | None] = {}
 
     @classmethod
     def from_environment(
@@ -491,29 +446,48 @@ class Keychain:
         where their ``PATH`` comes from).
         """
         environ: Mapping[str, str] = os.environ if env is None else env
-        entries, error = _env_entries(environ)
+        entries, error, orphans = _env_groups(environ)
         return cls(
             env_entries=entries,
             env_error=error,
+            env_orphans=orphans,
             explicit=explicit,
             docker_config=_docker_config_path(environ, docker_config_dir),
             helper_env=environ,
             helper_timeout=helper_timeout,
         )
 
+    def check_environment(self) -> tuple[str, ...]:
+        """:func:`check_environment` for this keychain's environment."""
+        if self._env_error is not None:
+            raise self._env_error
+        return _orphan_warnings(self._env_orphans)
+
     def resolve(self, registry: str, repository: str | None = None) -> Credential:
         """The credential for ``registry`` (``host[:port]``), optionally for one repository in it.
 
-        A repository only matters for environment entries whose HOSTNAME has a
-        path, and for Docker config ``auths`` keys that name the repository.
+        A repository matters for environment entries whose HOSTNAME has a path,
+        Docker config ``auths`` and ``credHelpers`` keys with a path (the
+        longest prefix of the repository wins), and credential helpers, which
+        are asked for ``registry/repository`` first, then for the registry.
+        The answer's ``source`` says where it came from (or why there was none).
         """
         registry = _canonical_host_in(registry)
         key = (registry, repository)
         with self._lock:
             cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        # One lookup per key at a time; lookups for other repositories (a helper run
+        # each) go on in parallel.
+        with key_lock:
+            with self._lock:
+                cached = self._cache.get(key)
             if cached is None:
                 cached = self._resolve(registry, repository)
-                self._cache[key] = cached
+                with self._lock:
+                    self._cache[key] = cached
             return cached
 
     def _resolve(self, registry: str, repository: str | None) -> Credential:
@@ -522,42 +496,74 @@ class Keychain:
         target = registry if repository is None else f"{registry}/{repository}"
         for entry in self._env_entries:
             if _urls_match(entry.url, target):
-                return entry.credential
+                cred = entry.credential
+                if cred.is_anonymous:
+                    return cred.with_source(f"{cred.source} matched, which holds no secret")
+                return cred
         if self._explicit is not None:
             return self._explicit
         if self._docker_config_path is None:
-            return Credential.ANONYMOUS
-        if self._docker_config is None:
-            self._docker_config = _load_docker_config(self._docker_config_path)
-        return self._from_docker_config(self._docker_config, registry, repository)
+            return self._none_found(target, None)
+        with self._lock:
+            if self._docker_config is None:
+                self._docker_config = _load_docker_config(self._docker_config_path)
+            config = self._docker_config
+        found = self._from_docker_config(config, registry, repository)
+        return self._none_found(target, config.path) if found is None else found
+
+    def _none_found(self, target: str, config: Path | None) -> Credential:
+        """The anonymous answer, saying what was looked at (names only)."""
+        looked = ["no environment group matched"]
+        if self._env_entries:
+            hosts = sorted({e.url for e in self._env_entries})
+            looked[0] += f" (they name {', '.join(hosts[:5])}{', …' if len(hosts) > 5 else ''})"
+        looked.append("no --registry-* flag")
+        looked.append(
+            f"nothing in Docker config {config}" if config is not None else "no Docker config"
+        )
+        return Credential.ANONYMOUS.with_source(f"none found for {target}: {'; '.join(looked)}")
 
     def _from_docker_config(
         self, config: _DockerConfig, registry: str, repository: str | None
-    ) -> Credential:
-        # ggcr's default keychain tries "registry/repository" first, then the
-        # registry ("https://index.docker.io/v1/" for Docker Hub).
+    ) -> Credential | None:
+        """The Docker config's answer; None when it has nothing for the registry."""
+        where = f"Docker config {config.path}"
+        # ggcr's default keychain tries "registry/repository" first, then the registry
+        # ("https://index.docker.io/v1/" for Docker Hub); keys with a path apply to the
+        # repositories under them, the longest first.
         if repository is not None:
-            exact = f"{registry}/{repository}"
-            if exact in config.cred_helpers:
-                found = self._run_helper(config.cred_helpers[exact], exact, registry)
-                entry = config.auths.get(exact)
-                return _overlay(entry, found)
-            if exact in config.auths and not config.auths[exact].credential().is_anonymous:
-                return config.auths[exact].credential()
+            full = f"{registry}/{repository}"
+            key = _longest_path_key(config.cred_helpers, registry, repository)
+            if key is not None:
+                helper = config.cred_helpers[key]
+                found = self._run_helper(helper, full, registry)
+                if found is None and key != full:
+                    found = self._run_helper(helper, key, registry)
+                return _overlay(config.auths.get(key), found, helper, where)
+            key = _longest_path_key(config.auths, registry, repository)
+            if key is not None and not _entry_credential(config.auths[key]).is_anonymous:
+                return _entry_credential(config.auths[key]).with_source(f"{where} (auths {key!r})")
 
         server = _DOCKER_HUB_AUTH_KEY if registry == _DOCKER_HUB else registry
         entry = self._auth_entry(config, server, registry)
         helper = self._helper_for(config, server, registry)
         if helper:
-            return _overlay(entry, self._run_helper(helper, server, registry))
-        return Credential.ANONYMOUS if entry is None else entry.credential()
+            found = None
+            if repository is not None:
+                found = self._run_helper(helper, f"{registry}/{repository}", registry)
+            if found is None:
+                found = self._run_helper(helper, server, registry)
+            return _overlay(entry, found, helper, where)
+        if entry is None:
+            return None
+        return _entry_credential(entry).with_source(where)
 
     @staticmethod
     def _auth_entry(config: _DockerConfig, server: str, registry: str) -> _AuthEntry | None:
         if server in config.auths:
             return config.auths[server]
         for key in sorted(config.auths):
-            if _hostname_of_key(key) == registry:
+            if _hostname_of_key(key) == registry and _key_path(key) == "":
                 return config.auths[key]
         return None
 
@@ -566,11 +572,22 @@ class Keychain:
         if server in config.cred_helpers:
             return config.cred_helpers[server]
         for key in sorted(config.cred_helpers):
-            if _hostname_of_key(key) == registry:
+            if _hostname_of_key(key) == registry and _key_path(key) == "":
                 return config.cred_helpers[key]
         return config.creds_store
 
     def _run_helper(self, helper: str, server: str, registry: str) -> Credential | None:
+        """``docker-credential-<helper> get`` for ``server``, run once per (helper, server)."""
+        answer_key = (helper, server)
+        with self._lock:
+            if answer_key in self._helper_answers:
+                return self._helper_answers[answer_key]
+        answer = self._call_helper(helper, server, registry)
+        with self._lock:
+            self._helper_answers[answer_key] = answer
+        return answer
+
+    def _call_helper(self, helper: str, server: str, registry: str) -> Credential | None:
         """Run ``docker-credential-<helper> get``; None when it has no credentials."""
         program = f"docker-credential-{helper}"
         where = f"credential helper {program} (for registry {registry})"
@@ -619,13 +636,26 @@ class Keychain:
         return Credential(username, secret)
 
 
-def _overlay(entry: _AuthEntry | None, found: Credential | None) -> Credential:
+def _entry_credential(entry: _AuthEntry) -> Credential:
+    return Credential(entry.username, entry.password, entry.identity_token, entry.registry_token)
+
+
+def _overlay(
+    entry: _AuthEntry | None, found: Credential | None, helper: str, where: str
+) -> Credential:
     """The Docker CLI's native store: the helper's answer over the file entry, keeping its registrytoken."""
     registry_token = entry.registry_token if entry is not None else None
+    source = f"credential helper docker-credential-{helper} (named in {where})"
     if found is None:
-        return Credential(registry_token=registry_token)
+        if registry_token:
+            return Credential(registry_token=registry_token, source=where)
+        return Credential(source=f"{source}, which has none")
     return Credential(
-        found.username, found.password, found.identity_token, registry_token or found.registry_token
+        found.username,
+        found.password,
+        found.identity_token,
+        registry_token or found.registry_token,
+        source=source,
     )
 
 
@@ -649,32 +679,3 @@ def _safe_excerpt(text: str) -> str:
     if re.search(r"[A-Za-z0-9+/=_.:-]{20,}", line):
         return ""  # a long unbroken run could be a token or password printed bare
     return line[:200]
-
-
-def _docker_config_path(env: Mapping[str, str], override: Path | None) -> Path | None:
-    """Where ggcr's default keychain reads.
-
-    If ``~/.docker/config.json`` or ``$DOCKER_CONFIG/config.json`` exists, the
-    Docker config is ``$DOCKER_CONFIG/config.json`` when that variable is set
-    (a missing file then means no credentials), else ``~/.docker/config.json``;
-    if neither exists, Podman's ``$XDG_RUNTIME_DIR/containers/auth.json``.
-    """
-    if override is not None:
-        return override / "config.json"
-    home = env.get("HOME")
-    try:
-        home_config: Path | None = (Path(home) if home else Path.home()) / ".docker" / "config.json"
-    except RuntimeError:
-        home_config = None
-    docker_config = env.get("DOCKER_CONFIG")
-    env_config = Path(docker_config) / "config.json" if docker_config else None
-    if (home_config is not None and home_config.exists()) or (
-        env_config is not None and env_config.exists()
-    ):
-        return env_config if env_config is not None else home_config
-    runtime_dir = env.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
-        podman = Path(runtime_dir) / "containers" / "auth.json"
-        if podman.exists():
-            return podman
-    return None

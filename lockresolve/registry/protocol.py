@@ -125,6 +125,28 @@ def parse_link_next(header: str | None, base_url: str) -> str | None:
     return str(urljoin(base_url, m.group(1)))
 
 
+def same_origin(a: str, b: str) -> bool:
+    """Whether two absolute URLs have the same scheme, host and port (default ports filled in).
+
+    Credentials go only to the origin they were meant for: an https to http
+    redirect, or another host, gets none.
+    """
+    sa, sb = urlsplit(a), urlsplit(b)
+    try:
+        pa = sa.port or _DEFAULT_PORTS.get(sa.scheme.lower())
+        pb = sb.port or _DEFAULT_PORTS.get(sb.scheme.lower())
+    except ValueError:
+        return False
+    return (
+        sa.scheme.lower() == sb.scheme.lower()
+        and (sa.hostname or "") == (sb.hostname or "")
+        and pa == pb
+    )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
     if value is None:

@@ -49,12 +49,16 @@ class RegistrySettings:
 
         explicit: Credential | None = None
         if self.anonymous:
-            explicit = Credential()
+            explicit = Credential(source="--registry-anon")
         elif self.token:
-            explicit = Credential(registry_token=self.token)
+            explicit = Credential(registry_token=self.token, source="--registry-token")
         elif self.username:
             # As imgpkg: a password without a username is ignored.
-            explicit = Credential(username=self.username, password=self.password or "")
+            explicit = Credential(
+                username=self.username,
+                password=self.password or "",
+                source="--registry-username/--registry-password",
+            )
         return Keychain.from_environment(os.environ if env is None else env, explicit=explicit)
 
     def client(self, env: Mapping[str, str] | None = None) -> RegistryClient:

@@ -96,7 +96,6 @@ __all__ = [
 ]
 
 _CONFIG_MARKERS = ("kbld.k14s.io/v1alpha1", "imgpkg.carvel.dev/v1alpha1")
-_MAX_URL_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -210,19 +209,10 @@ async def _read(spec: SourceSpec | TextInput, http: httpx.AsyncClient | None) ->
     if spec.kind is SourceKind.STDIN:
         data = await anyio.to_thread.run_sync(sys.stdin.buffer.read)
     elif spec.kind is SourceKind.URL:
-        import httpx
+        from lockresolve.resolve.urlinput import read_url
 
         assert http is not None
-        try:
-            response = await http.get(spec.location, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise InputError(f"fetching failed: {type(exc).__name__}", source=spec.name) from None
-        if not 200 <= response.status_code < 300:
-            raise InputError(
-                f"fetching failed: {response.status_code} {response.reason_phrase}",
-                source=spec.name,
-            )
-        data = response.content[:_MAX_URL_BYTES]
+        data = await read_url(http, spec)
     else:
         try:
             data = await anyio.Path(spec.location).read_bytes()

@@ -462,8 +462,8 @@ def test_creds_store(tmp_path: Path, helper_env: dict[str, str]) -> None:
     assert kc.resolve("tok.example.com") == Credential(identity_token="refresh-secret")
     assert kc.resolve("quay.io").is_anonymous  # "credentials not found"
     assert helper_calls(helper_env) == [
-        "https://index.docker.io/v1/",
-        "https://index.docker.io/v1/",  # another (registry, repository) key
+        "index.docker.io/library/nginx",  # the repository first, as ggcr and newer Docker
+        "https://index.docker.io/v1/",  # asked once, though two keys needed its answer
         "gcr.io",
         "tok.example.com",
         "quay.io",
@@ -571,3 +571,24 @@ def test_failures_are_not_cached(tmp_path: Path, helper_env: dict[str, str]) -> 
     for _ in range(2):
         with pytest.raises(CredentialError):
             kc.resolve("gcr.io")
+
+
+def test_helper_lookups_for_different_repositories_run_in_parallel(tmp_path: Path) -> None:
+    """Each repository asks the helper for host/repository: those runs must not queue."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-slow"
+    helper.write_text(
+        "#!/bin/sh\ncat >/dev/null\nsleep 0.5\necho 'credentials not found'\nexit 1\n"
+    )
+    helper.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    kc = keychain(env, config={"credsStore": "slow"}, tmp_path=tmp_path)
+    kc.resolve("gcr.io")  # the host's own answer, once
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda n: kc.resolve("gcr.io", f"team/app{n}"), range(6)))
+    assert all(a.is_anonymous for a in answers)
+    assert time.monotonic() - start < 2.0  # six 0.5 s runs, not one after another (3 s)

@@ -69,6 +69,9 @@ class Fault:
     after_bytes: int = 0
     #: for ``status``: a JSON error code for the body
     code: str = "UNAVAILABLE"
+    #: for ``status``: when > 0, an HTML page of this many bytes instead of the JSON body
+    #: (a CDN's or load balancer's error page)
+    html_size: int = 0
 
     @classmethod
     def unavailable(cls, retry_after: float | None = None, *, http_date: bool = False) -> Fault:
@@ -82,10 +85,16 @@ class Fault:
 
     @classmethod
     def error(
-        cls, status: int, retry_after: float | None = None, *, code: str = "UNKNOWN"
+        cls,
+        status: int,
+        retry_after: float | None = None,
+        *,
+        code: str = "UNKNOWN",
+        html_size: int = 0,
     ) -> Fault:
-        """Any status answered by the proxy instead of the upstream."""
-        return cls("status", status, retry_after, code=code)
+        """Any status answered by the proxy instead of the upstream (``html_size``: an HTML
+        page of that many bytes as the body)."""
+        return cls("status", status, retry_after, code=code, html_size=html_size)
 
     @classmethod
     def close(cls) -> Fault:
@@ -133,9 +142,14 @@ class FaultPlan:
     methods: frozenset[str] | set[str] | None = None
     path_contains: str | None = None
     max_faults: int | None = None
+    #: only requests whose ``Content-Length`` is larger than this (e.g. a layer's PUT, not
+    #: a config's)
+    content_length_over: int | None = None
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, content_length: int = 0) -> bool:
         if self.methods is not None and method.upper() not in {m.upper() for m in self.methods}:
+            return False
+        if self.content_length_over is not None and content_length <= self.content_length_over:
             return False
         return self.path_contains is None or self.path_contains in path
 
@@ -245,6 +259,7 @@ class FaultProxy:
         *,
         delay: float = 0.0,
         allow_connect: bool = True,
+        decline_mounts: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -257,6 +272,11 @@ class FaultProxy:
         #: seconds added before forwarding each request (e.g. 0.04 for a 40 ms round trip)
         self.delay = delay
         self.allow_connect = allow_connect
+        #: forward a cross-repository mount POST (``?mount=&from=``) as a plain upload start,
+        #: so the registry answers 202 with an upload session, as a registry that declines
+        #: the mount does (across projects, or a blob the caller may not read)
+        self.decline_mounts = decline_mounts
+        self.mounts_declined = 0
         self._bind = (host, port)
         self.port = 0
         self._lock = threading.Lock()
@@ -449,10 +469,10 @@ class FaultProxy:
 
     # -- plan -----------------------------------------------------------------------
 
-    def _decide(self, method: str, path: str) -> Fault | None:
+    def _decide(self, method: str, path: str, content_length: int = 0) -> Fault | None:
         with self._lock:
             plan = self._plan
-            if not plan.matches(method, path):
+            if not plan.matches(method, path, content_length):
                 return None
             if plan.max_faults is not None and self._plan_faults >= plan.max_faults:
                 return None
@@ -599,6 +619,18 @@ class FaultProxy:
         else:
             raise _BadRequest(target)
 
+        if self.decline_mounts and method == "POST" and "/blobs/uploads/" in path:
+            base, _, query = path.partition("?")
+            kept = [
+                (k, v)
+                for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+                if k not in ("mount", "from")
+            ]
+            if len(kept) != len(urllib.parse.parse_qsl(query, keep_blank_values=True)):
+                with self._lock:
+                    self.mounts_declined += 1
+            path = base + ("?" + urllib.parse.urlencode(kept) if kept else "")
+
         record = ProxiedRequest(
             connection_id=conn_id,
             method=method,
@@ -609,7 +641,8 @@ class FaultProxy:
         )
         with self._lock:
             self._requests.append(record)
-        fault = self._decide(method, path)
+        declared = head.get("Content-Length") or ""
+        fault = self._decide(method, path, int(declared) if declared.isdigit() else 0)
         record.fault = fault.kind if fault else None
 
         wait = self.delay + (fault.seconds if fault is not None and fault.kind == "delay" else 0.0)
@@ -630,6 +663,10 @@ class FaultProxy:
                 {"errors": [{"code": fault.code, "message": f"injected {status}", "detail": None}]}
             ).encode()
             extra = [("Content-Type", "application/json")]
+            if fault.html_size > 0:
+                page = b"<html><body>" + b"<p>not here</p>" * (fault.html_size // 15 + 1)
+                body = page[: fault.html_size - 14] + b"</body></html>"
+                extra = [("Content-Type", "text/html")]
             retry = fault.retry_after_header()
             if retry is not None:
                 extra.append(("Retry-After", retry))
