@@ -132,7 +132,7 @@ class RegistryClient:
         self.mirrors = mirrors or MirrorConfig()
         #: repositories written to: read from the registry itself, never a mirror
         self._write_targets: set[tuple[str, str]] = set()
-        #: mirror hosts that could not be reached: skipped for the rest of the run
+        #: routed hosts that could not be reached: skipped for the rest of the run
         self._dead_mirrors: set[str] = set()
         self.stats = RequestStats()
         self.auth = RegistryAuth(credentials or _AnonymousCredentials())
@@ -241,26 +241,36 @@ class RegistryClient:
             )  # fmt: skip
         if not plan:
             raise RegistryError(self.mirrors.why_none(registry, target), subject=subject)
-        for index, hop in enumerate(plan):
-            last = index == len(plan) - 1
-            try:
-                response = await self._send_direct(
-                    method, hop.host, hop.target, scopes=_hop_scopes(scopes, hop),
-                    subject=subject, headers=headers, params=params, stream=stream,
-                    retry=retry, auth=auth, scheme=hop.scheme,
-                )  # fmt: skip
-            except TransportError as exc:
-                if last:
-                    raise
-                if hop.mirror:
-                    self._dead_mirrors.add(hop.host)
-                log.debug("%s unreachable (%s); trying %s", hop.host, exc, plan[index + 1].host)
-                continue
-            status = response.status_code
-            if last or not (status in (401, 403, 404, 429) or status >= 500):
-                return response
-            await response.aclose()
-            log.debug("%s answered %d; trying %s", hop.host, status, plan[index + 1].host)
+        not_found: httpx.Response | None = None  # a mirror's 404, the answer if none follows
+        try:
+            for index, hop in enumerate(plan):
+                last = index == len(plan) - 1
+                try:
+                    response = await self._send_direct(
+                        method, hop.host, hop.target, scopes=_hop_scopes(scopes, hop),
+                        subject=subject, headers=headers, params=params, stream=stream,
+                        retry=retry, auth=auth, scheme=hop.scheme,
+                    )  # fmt: skip
+                except TransportError as exc:
+                    self._dead_mirrors.add(hop.host)  # skipped while another host is left
+                    if last:
+                        if not_found is not None:
+                            found, not_found = not_found, None
+                            return found
+                        raise
+                    log.debug("%s unreachable (%s); trying %s", hop.host, exc, plan[index + 1].host)
+                    continue
+                status = response.status_code
+                if last or not (status in (401, 403, 404, 429) or status >= 500):
+                    return response
+                if status == 404 and not_found is None:
+                    not_found = response
+                else:
+                    await response.aclose()
+                log.debug("%s answered %d; trying %s", hop.host, status, plan[index + 1].host)
+        finally:
+            if not_found is not None:
+                await not_found.aclose()
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_direct(
