@@ -154,6 +154,12 @@ def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:
     ):
         if path is not None and not path.is_file():
             raise UsageError(f"{flag} {path}: file not found")
+    if client_cert is not None:
+        from lockresolve.registry.transport import client_pair_problem
+
+        problem = client_pair_problem(client_cert, client_key)
+        if problem is not None:
+            raise UsageError(f"--registry-client-cert: {problem}")
     mirrors = None
     if specs or hosts_dir or conf or mirror_only or os.environ.get("LOCKRESOLVE_REGISTRY_MIRRORS"):
         from lockresolve.registry.mirrors import MirrorSources, load_mirror_config

@@ -328,7 +328,7 @@ class RegistryClient:
                     finally:
                         if deciding:
                             host.scheme_lock.release()
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, ssl.SSLError) as exc:  # a TLS alert on read is raw
                     if deciding and isinstance(exc, httpx.ConnectError) and _is_tls_mismatch(exc):
                         # A loopback or private registry that speaks plain http.
                         host.scheme = "http"
@@ -395,6 +395,8 @@ class RegistryClient:
                 " (trust the registry's CA with --registry-ca-cert-path, "
                 "or pass --registry-verify-certs=false)"
             )
+        if "ALERT_BAD_CERTIFICATE" in str(exc) or "ALERT_CERTIFICATE_REQUIRED" in str(exc):
+            reason += " (the registry wants a client certificate: --registry-client-cert)"
         return TransportError(
             reason, subject=subject, method=method, url=redact_url(url), status=None
         )

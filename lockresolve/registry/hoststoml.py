@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from lockresolve.errors import InputError
 from lockresolve.registry.mirrors import Endpoint, MirrorRule, canonical_registry
-from lockresolve.registry.transport import HostTLS
+from lockresolve.registry.transport import HostTLS, client_pair_problem
 
 __all__ = ["directory_registry", "load_hosts_dir", "parse_hosts_toml"]
 
@@ -223,4 +223,8 @@ def _client_pairs(value: Any, base: Path, where: str) -> tuple[tuple[Path, Path 
                 f"{where}: client entries must be paths or [certificate, key] pairs",
                 source=str(base),
             )
+    for cert, key in pairs:
+        problem = client_pair_problem(cert, key)
+        if problem is not None:
+            raise InputError(f"{where}: {problem}", source=str(base))
     return tuple(pairs)

@@ -13,7 +13,13 @@ from pathlib import Path
 from lockresolve.errors import UsageError
 from lockresolve.reference import is_insecure_default
 
-__all__ = ["DEFAULT_CONCURRENCY", "RESOLVE_CONCURRENCY", "HostTLS", "TransportPolicy"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "RESOLVE_CONCURRENCY",
+    "HostTLS",
+    "TransportPolicy",
+    "client_pair_problem",
+]
 
 #: requests in flight per registry host, for the bundle commands (blobs and manifests)
 DEFAULT_CONCURRENCY = 16
@@ -127,6 +133,21 @@ def _unverified_context() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def client_pair_problem(cert: Path, key: Path | None) -> str | None:
+    """Why a client certificate (and key) cannot be used, or ``None``; cheap (no CA store)."""
+    for path in (cert, key):
+        if path is not None and not path.is_file():
+            return f"file {path} not found"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            certfile=str(cert), keyfile=str(key) if key is not None else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        shown = f"{cert}" if key is None else f"{cert} with key {key}"
+        return f"client certificate {shown}: cannot load: {exc}"
+    return None
 
 
 def _load_client_pair(ctx: ssl.SSLContext, cert: Path, key: Path | None, where: str) -> None:
