@@ -293,3 +293,31 @@ def test_registries_conf_blocked_upstream_uses_only_its_mirrors(
     assert setup.upstream.count_requests("HEAD", "/v2/team/", since=mark) == 0
     assert setup.upstream.count_requests("HEAD", "/v2/tools/helper/", since=mark) == 1
     assert empty.count_requests("HEAD", "/v2/team/app/manifests/") == 2
+
+
+def test_credentials_are_those_of_the_mirror_contacted(
+    setup: Setup,
+    registry_factory: RegistryFactory,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mirror with Basic auth: its own Docker config entry is used; without one, its 401
+    moves on to the (anonymous) upstream."""
+    guarded = registry_factory(auth="basic", proxy_remote=setup.upstream.url)
+    flag = f"--registry-mirror={setup.upstream.host}={guarded.host}"
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-config"))
+    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
+    assert code == 0, err
+    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    assert f"{guarded.host} answered 401; trying {setup.upstream.host}" in err
+
+    guarded.write_docker_config(tmp_path / "docker")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    resolve_via(setup, tmp_path, capfd, flag)  # warm the cache
+    setup.upstream.stop()
+    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
+    assert code == 0, err
+    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    assert guarded.count_requests("HEAD", "/manifests/", status=200) == 2 * len(IMAGES)
+    assert guarded.password is not None and guarded.password not in err
