@@ -166,7 +166,6 @@ def _endpoint(
     host = parts.netloc
     if canonical_registry(host) == "index.docker.io":
         host = "registry-1.docker.io"
-    namespace = None if registry == "*" else registry
     return Endpoint(
         host=host,
         prefix=prefix,
@@ -175,7 +174,7 @@ def _endpoint(
         resolve="resolve" in lowered,
         pull="pull" in lowered,
         primary=primary,
-        namespace=namespace,
+        namespace=True,
         tls=tls,
         origin=f"{source} {where}",
     )

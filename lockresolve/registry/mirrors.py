@@ -72,7 +72,7 @@ class Endpoint:
     may set another); ``scheme``: forced (``http``/``https``) or ``None`` for the
     transport policy's choice; ``resolve``/``pull``: what it may answer (see the
     module doc); ``primary``: stands in for the registry itself (a ``server`` or
-    ``location``); ``namespace``: containerd's ``?ns=`` query; ``origin``: where
+    ``location``); ``namespace``: send containerd's ``?ns=REGISTRY``; ``origin``: where
     it was configured, for messages.
     """
 
@@ -83,7 +83,7 @@ class Endpoint:
     resolve: bool = True
     pull: bool = True
     primary: bool = False
-    namespace: str | None = None
+    namespace: bool = False
     tls: HostTLS | None = None
     origin: str = ""
 
@@ -232,7 +232,7 @@ class MirrorConfig:
         for ep, name, upstream in live:
             query = match["query"] or ""
             if ep.namespace and not upstream:
-                query += ("&" if query else "?") + urlencode({"ns": ep.namespace})
+                query += ("&" if query else "?") + urlencode({"ns": _hub_name(registry)})
             hops.append(
                 Hop(
                     host=registry if upstream else ep.host,
@@ -256,6 +256,11 @@ class MirrorConfig:
                 return f"{subject} is blocked in {self.registries_conf_path} and no mirror may serve it"
         what = "resolve tags" if kind == "resolve" else "serve digests and blobs"
         return f"{subject}: --registry-mirror-only is set and no mirror of {registry} may {what}"
+
+
+def _hub_name(registry: str) -> str:
+    """The registry as containerd names it in ``ns`` (``docker.io`` for Docker Hub)."""
+    return "docker.io" if canonical_registry(registry) == "index.docker.io" else registry
 
 
 def _best(rules: Iterable[MirrorRule], registry: str, repository: str) -> MirrorRule | None:

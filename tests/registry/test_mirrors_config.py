@@ -108,7 +108,7 @@ def test_hosts_toml_hosts_then_server_capabilities_and_paths(tmp_path: Path) -> 
     )
     config = MirrorConfig(hosts=load_hosts_dir(tmp_path))
     tag = "/v2/library/nginx/manifests/1.25"
-    ns = "?ns=index.docker.io"
+    ns = "?ns=docker.io"
     assert hosts_of(config, "index.docker.io", tag) == [
         ("docker-mirror.internal", tag + ns),
         ("harbor.example.com", "/v2/proxy/library/nginx/manifests/1.25" + ns),
@@ -133,7 +133,7 @@ def test_hosts_toml_default_and_port_directories(tmp_path: Path) -> None:
     write(tmp_path / "127.0.0.1_5000_" / "hosts.toml", 'server = "https://only-mirror.example"\n')
     config = MirrorConfig(hosts=load_hosts_dir(tmp_path))
     assert hosts_of(config, "quay.io", "/v2/a/manifests/1") == [
-        ("registry.example.com", "/v2/a/manifests/1"),
+        ("registry.example.com", "/v2/a/manifests/1?ns=quay.io"),
         ("quay.io", "/v2/a/manifests/1"),
     ]
     # server set to a mirror: the registry itself is never contacted
