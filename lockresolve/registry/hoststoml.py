@@ -7,7 +7,8 @@ directory). ``[host."URL"]`` entries are tried in file order, then ``server``
 level: ``capabilities`` (``pull``, ``resolve``, ``push``; all three when absent),
 ``ca``, ``client``, ``skip_verify``, ``override_path``. Relative paths are
 relative to the file. ``header``, ``dial_timeout`` and ``proxy`` are accepted
-and not used. Requests to a host other than the registry carry ``?ns=REGISTRY``,
+and not used. A directory without ``hosts.toml`` is read as Docker's
+certificate directory (``*.crt`` CAs, ``*.cert``/``*.key`` client pairs). Requests to a host other than the registry carry ``?ns=REGISTRY``,
 as containerd sends them.
 """
 
@@ -61,13 +62,40 @@ def load_hosts_dir(directory: str | Path) -> tuple[MirrorRule, ...]:
     # host_port_ comes before host:port, as containerd looks them up.
     for sub in sorted(root.iterdir(), key=lambda p: (not p.name.endswith("_"), p.name)):
         path = sub / "hosts.toml"
-        if not sub.is_dir() or not path.is_file():
+        if not sub.is_dir():
             continue
         registry = directory_registry(sub.name)
         if registry in rules:
             continue
-        rules[registry] = parse_hosts_toml(path, registry)
+        if path.is_file():
+            rules[registry] = parse_hosts_toml(path, registry)
+        elif registry != "*":
+            cert_rule = _docker_cert_dir(sub, registry)
+            if cert_rule is not None:
+                rules[registry] = cert_rule
     return tuple(rules.values())
+
+
+def _docker_cert_dir(directory: Path, registry: str) -> MirrorRule | None:
+    """No hosts.toml: Docker's certificate files (``*.crt`` CAs, ``*.cert`` + ``*.key``
+    client pairs), as containerd falls back to."""
+    cas = tuple(sorted(directory.glob("*.crt")))
+    pairs: list[tuple[Path, Path | None]] = []
+    for cert in sorted(directory.glob("*.cert")):
+        key = cert.with_suffix(".key")
+        if not key.is_file():
+            raise InputError(f"client certificate without its key {key.name}", source=str(cert))
+        problem = client_pair_problem(cert, key)
+        if problem is not None:
+            raise InputError(problem, source=str(cert))
+        pairs.append((cert, key))
+    if not cas and not pairs:
+        return None
+    origin = f"{directory} (certificate files)"
+    tls = HostTLS(ca_files=cas, client_pairs=tuple(pairs), origin=origin)
+    host = "registry-1.docker.io" if registry == "index.docker.io" else registry
+    endpoint = Endpoint(host=host, primary=True, tls=tls, origin=origin)
+    return MirrorRule(upstream=registry, endpoints=(endpoint,), origin=origin)
 
 
 def parse_hosts_toml(path: Path, registry: str) -> MirrorRule:

@@ -200,11 +200,12 @@ class MirrorConfig:
             )
             for ep, name in found
         ]
+        # --registry-mirror-only: a registry that has mirrors is never contacted itself.
+        strict = self.mirror_only and any(not upstream for _, _, upstream in marked)
         return [
             (ep, name, upstream)
             for ep, name, upstream in marked
-            if (ep.resolve if kind == "resolve" else ep.pull)
-            and not (self.mirror_only and upstream)
+            if (ep.resolve if kind == "resolve" else ep.pull) and not (strict and upstream)
         ]
 
     def plan(

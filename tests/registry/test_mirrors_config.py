@@ -48,6 +48,8 @@ def test_mirror_only_drops_the_upstream() -> None:
     assert hosts_of(config, "ghcr.io", "/v2/o/app/tags/list?n=1000") == [
         ("127.0.0.1:5000", "/v2/ghcr/o/app/tags/list?n=1000")
     ]
+    # a registry without mirrors is contacted as usual
+    assert config.plan("quay.io", "/v2/o/app/manifests/1") is None
 
 
 @pytest.mark.parametrize(

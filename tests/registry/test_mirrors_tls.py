@@ -130,3 +130,21 @@ def test_unloadable_client_certificate_is_one_usage_line(
     assert lines[0].startswith(
         f"lockresolve: error: --registry-client-cert: client certificate {bad}"
     )
+
+
+def test_docker_certificate_directory_without_hosts_toml(
+    mtls: Registry, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """containerd's fallback: ``*.crt`` CAs and ``*.cert``/``*.key`` pairs in the host's folder."""
+    assert mtls.client_cert is not None and mtls.ca_path is not None
+    certs = tmp_path / "certs.d" / mtls.host
+    certs.mkdir(parents=True)
+    (certs / "ca.crt").write_bytes(mtls.ca_path.read_bytes())
+    (certs / "client.cert").write_bytes(mtls.client_cert.cert_path.read_bytes())
+    (certs / "client.key").write_bytes(mtls.client_cert.key_path.read_bytes())
+    code, out, err = run_cli(
+        ["-f", str(pods(tmp_path, mtls.host)), f"--registry-hosts-dir={tmp_path / 'certs.d'}"],
+        capfd,
+    )
+    assert code == 0, err
+    assert f"image: {mtls.host}/mtls/app@{make_image('mtls').digest}" in out
