@@ -228,7 +228,11 @@ class RegistryClient:
         answer (or error) is the result.
         """
         plan = None
-        if method in ("GET", "HEAD") and not target.startswith(("http://", "https://")):
+        if (
+            not self.mirrors.empty
+            and method in ("GET", "HEAD")
+            and not target.startswith(("http://", "https://"))
+        ):
             plan = self.mirrors.plan(registry, target, dead=self._dead_mirrors)
         if plan is None or any(
             (registry, scope.split(":")[1]) in self._write_targets

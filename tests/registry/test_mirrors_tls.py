@@ -16,7 +16,7 @@ import pytest
 
 from lockresolve.registry.client import RegistryClient
 from lockresolve.registry.transport import TransportPolicy
-from tests.conftest import RegistryFactory
+from tests.conftest import FaultProxyFactory, RegistryFactory
 from tests.support.cli import run_cli
 from tests.support.images import make_image, push_image
 from tests.support.registry import Registry
@@ -148,3 +148,31 @@ def test_docker_certificate_directory_without_hosts_toml(
     )
     assert code == 0, err
     assert f"image: {mtls.host}/mtls/app@{make_image('mtls').digest}" in out
+
+
+def test_per_host_client_certificate_through_an_https_proxy(
+    mtls: Registry,
+    fault_proxy_factory: FaultProxyFactory,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host with its own TLS settings still goes through HTTPS_PROXY (a CONNECT tunnel)."""
+    assert mtls.client_cert is not None and mtls.ca_path is not None
+    forward = fault_proxy_factory(None)
+    monkeypatch.setenv("HTTPS_PROXY", forward.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    hosts = tmp_path / "certs.d" / mtls.host
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        f'ca = "{mtls.ca_path}"\n'
+        f'client = [["{mtls.client_cert.cert_path}", "{mtls.client_cert.key_path}"]]\n'
+    )
+    code, out, err = run_cli(
+        ["-f", str(pods(tmp_path, mtls.host)), f"--registry-hosts-dir={tmp_path / 'certs.d'}"],
+        capfd,
+    )
+    assert code == 0, err
+    assert f"image: {mtls.host}/mtls/app@{make_image('mtls').digest}" in out
+    assert forward.connect_count >= 1
