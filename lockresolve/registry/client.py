@@ -52,6 +52,7 @@ from lockresolve.registry.protocol import (
     upload_path,
 )
 from lockresolve.registry.ratelimit import describe_429, parse_rate_limit
+from lockresolve.registry.routing import hop_scopes, send_routed
 from lockresolve.registry.transport import TransportPolicy
 
 __all__ = ["BodyFactory", "RegistryClient", "RequestStats"]
@@ -245,37 +246,15 @@ class RegistryClient:
             )  # fmt: skip
         if not plan:
             raise RegistryError(self.mirrors.why_none(registry, target), subject=subject)
-        not_found: httpx.Response | None = None  # a mirror's 404, the answer if none follows
-        try:
-            for index, hop in enumerate(plan):
-                last = index == len(plan) - 1
-                try:
-                    response = await self._send_direct(
-                        method, hop.host, hop.target, scopes=_hop_scopes(scopes, hop),
-                        subject=subject, headers=headers, params=params, stream=stream,
-                        retry=retry, auth=auth, scheme=hop.scheme,
-                    )  # fmt: skip
-                except TransportError as exc:
-                    self._dead_mirrors.add(hop.host)  # skipped while another host is left
-                    if last:
-                        if not_found is not None:
-                            found, not_found = not_found, None
-                            return found
-                        raise
-                    log.debug("%s unreachable (%s); trying %s", hop.host, exc, plan[index + 1].host)
-                    continue
-                status = response.status_code
-                if last or not (status in (401, 403, 404, 429) or status >= 500):
-                    return response
-                if status == 404 and not_found is None:
-                    not_found = response
-                else:
-                    await response.aclose()
-                log.debug("%s answered %d; trying %s", hop.host, status, plan[index + 1].host)
-        finally:
-            if not_found is not None:
-                await not_found.aclose()
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def send(hop: Hop) -> httpx.Response:
+            return await self._send_direct(
+                method, hop.host, hop.target, scopes=hop_scopes(scopes, hop), subject=subject,
+                headers=headers, params=params, stream=stream, retry=retry, auth=auth,
+                scheme=hop.scheme,
+            )  # fmt: skip
+
+        return await send_routed(plan, send, self._dead_mirrors)
 
     async def _send_direct(
         self,
@@ -854,16 +833,6 @@ class _TooLarge(Exception):
 def _served_by(response: httpx.Response, registry: str) -> str:
     """The host a routed request went to (a mirror, or ``registry``)."""
     return str(response.request.extensions.get(REGISTRY_EXT) or registry)
-
-
-def _hop_scopes(scopes: Sequence[str], hop: Hop) -> list[str]:
-    """The token scopes for a hop: the repository as it is named on that host."""
-    out = []
-    for scope in scopes:
-        kind, _, rest = scope.partition(":")
-        name, _, actions = rest.rpartition(":")
-        out.append(f"{kind}:{hop.repository}:{actions}" if kind == "repository" and name else scope)
-    return out
 
 
 async def _read_capped(response: httpx.Response, cap: int = 64 * 1024) -> bytes:
