@@ -321,3 +321,27 @@ def test_credentials_are_those_of_the_mirror_contacted(
     assert (out, written) == (setup.direct_out, setup.direct_locks)
     assert guarded.count_requests("HEAD", "/manifests/", status=200) == 2 * len(IMAGES)
     assert guarded.password is not None and guarded.password not in err
+
+
+@pytest.mark.parametrize("trust", ["skip_verify = true", "ca = {ca!r}"])
+def test_hosts_toml_tls_settings_of_a_mirror(
+    setup: Setup,
+    registry_factory: RegistryFactory,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    trust: str,
+) -> None:
+    """An https cache with its own test CA: trusted for that host by its hosts.toml entry."""
+    secure = registry_factory(tls=True, proxy_remote=setup.upstream.url)
+    hosts = tmp_path / "certs.d" / f"127.0.0.1_{setup.upstream.port}_"
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        f'[host."https://{secure.host}"]\n  {trust.format(ca=str(secure.ca_path))}\n'
+    )
+    flag = f"--registry-hosts-dir={tmp_path / 'certs.d'}"
+    resolve_via(setup, tmp_path, capfd, flag)  # warm
+    setup.upstream.stop()
+    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
+    assert code == 0, err
+    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    assert f"HEAD https://{secure.host}/v2/team/app/manifests/v1" in err
