@@ -4,7 +4,10 @@
 its storage, config and logs in a folder of its own, waits until it answers, and stops it
 on :meth:`Registry.stop`. Variants (``RegistryOptions``): anonymous, ``basic``
 (htpasswd, bcrypt), ``token`` (with :class:`~tests.support.tokenserver.TokenServer` as the
-realm), each over plain http or ``tls`` (a CA made for the test).
+realm), each over plain http or ``tls`` (a CA made for the test); with ``tls``,
+``client_auth`` demands client certificates (``http.tls.clientcas``; the harness's own
+clients present ``Registry.client_cert``); ``proxy_remote`` makes a pull-through cache
+of another registry (``proxy.remoteurl``).
 
 Counting requests: the registry writes one combined-log-format access line per request to
 stdout (captured in ``access.log``); unlike the ``response completed`` lines on stderr
