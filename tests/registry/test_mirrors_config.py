@@ -267,3 +267,14 @@ def test_missing_client_key_file_is_one_usage_line(
     assert err.strip().splitlines() == [
         f"lockresolve: error: --registry-client-key {tmp_path / 'missing.key'}: file not found"
     ]
+
+
+def test_mirror_only_without_any_mirror_is_a_usage_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.yml").write_text("image: nginx:1\n")
+    code, _, err = run_cli(["-f", str(tmp_path / "a.yml"), "--registry-mirror-only"], capfd)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "lockresolve: error: --registry-mirror-only needs mirrors to use"
+    ]
