@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lockresolve.errors import InputError
-from lockresolve.registry.mirrors import Endpoint, MirrorRule, canonical_registry
+from lockresolve.registry.mirrors import Endpoint, MirrorRule, canonical_registry, mask_userinfo
 from lockresolve.registry.transport import HostTLS, client_pair_problem
 
 __all__ = ["directory_registry", "load_hosts_dir", "parse_hosts_toml"]
@@ -156,6 +156,10 @@ def _endpoint(
     source = str(path)
     full = url if url.startswith(("http://", "https://")) else f"https://{url}"
     parts = urlsplit(full)
+    if "@" in parts.netloc:
+        raise InputError(
+            f"{mask_userinfo(where)}: credentials do not belong in a host URL", source=source
+        )
     if not parts.netloc or parts.query or parts.fragment:
         raise InputError(f"{where}: {url!r} is not a registry URL", source=source)
     override = table.get("override_path", False)

@@ -35,6 +35,7 @@ __all__ = [
     "MirrorConfig",
     "MirrorRule",
     "canonical_registry",
+    "mask_userinfo",
     "parse_mirror_env",
     "parse_mirror_spec",
     "request_kind",
@@ -54,6 +55,11 @@ _PATH_RE = re.compile(
 _ROUTED = re.compile(
     r"^/v2/(?P<repo>.+?)/(?P<what>manifests|blobs|tags)/(?P<rest>[^?]*)(?P<query>\?.*)?$"
 )
+
+
+def mask_userinfo(text: str) -> str:
+    """``user:password@`` in a host or URL, as ``***@``: messages never show credentials."""
+    return re.sub(r"(^|=|//)([^/@=\s]*)@", r"\1***@", text)
 
 
 def canonical_registry(host: str) -> str:
@@ -309,7 +315,13 @@ def parse_mirror_spec(spec: str, *, where: str = "--registry-mirror") -> MirrorR
     upstream, mirror = upstream.strip(), mirror.strip()
 
     def bad(reason: str) -> UsageError:
-        return UsageError(f"{where} {spec!r}: {reason} (expected UPSTREAM=MIRROR[/PREFIX])")
+        shown = mask_userinfo(spec)
+        return UsageError(
+            f"{where} {shown!r}: {mask_userinfo(reason)} (expected UPSTREAM=MIRROR[/PREFIX])"
+        )
+
+    if "@" in mirror:
+        raise bad("credentials do not belong in a mirror; give them for its host")
 
     if not sep or not upstream or not mirror:
         raise bad("not of the form UPSTREAM=MIRROR")

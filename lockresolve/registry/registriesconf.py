@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lockresolve.errors import InputError
-from lockresolve.registry.mirrors import Endpoint, MirrorRule, canonical_registry
+from lockresolve.registry.mirrors import Endpoint, MirrorRule, canonical_registry, mask_userinfo
 from lockresolve.registry.transport import HostTLS
 
 __all__ = ["load_registries_conf"]
@@ -145,7 +145,8 @@ def _endpoint(
     primary: bool = False,
 ) -> Endpoint:
     if "://" in location or not _LOCATION_RE.match(location):
-        raise InputError(f"{where}: location {location!r} is not host[:port][/path]", source=source)
+        shown = mask_userinfo(location)
+        raise InputError(f"{where}: location {shown!r} is not host[:port][/path]", source=source)
     host, _, path = location.partition("/")
     tls = (
         HostTLS(skip_verify=True, plain_http=True, origin=f"{source} {where}") if insecure else None

@@ -278,3 +278,23 @@ def test_mirror_only_without_any_mirror_is_a_usage_error(
     assert err.strip().splitlines() == [
         "lockresolve: error: --registry-mirror-only needs mirrors to use"
     ]
+
+
+def test_credentials_in_mirror_settings_are_refused_without_being_shown(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as flag:
+        parse_mirror_spec("docker.io=robot:s3cret-pw@mirror.example")
+    write(
+        tmp_path / "d" / "hosts.toml",
+        '[host."https://robot:s3cret-pw@mirror.example"]\n  capabilities = ["pull"]\n',
+    )
+    with pytest.raises(InputError) as hosts:
+        load_hosts_dir(tmp_path / "d" / "..")
+    conf = write(
+        tmp_path / "registries.conf",
+        '[[registry]]\nprefix = "x.io"\n[[registry.mirror]]\nlocation = "robot:s3cret-pw@m.io"\n',
+    )
+    with pytest.raises(InputError) as registries:
+        load_registries_conf(conf)
+    for error in (flag, hosts, registries):
+        assert "s3cret-pw" not in str(error.value)
+        assert "***@" in str(error.value) or "credentials do not belong" in str(error.value)
