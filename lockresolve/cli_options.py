@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from lockresolve.registry.mirrors import MirrorConfig
     from lockresolve.registry.settings import RegistrySettings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,6 +101,39 @@ def _registry_option_list(concurrency: int) -> list[Callable[[F], F]]:
             show_default=True,
             help="Requests in flight per registry host.",
         ),
+        click.option(
+            "--registry-mirror",
+            "registry_mirrors",
+            multiple=True,
+            metavar="UPSTREAM=MIRROR",
+            help="Read UPSTREAM's images through MIRROR[/PREFIX] first; repeatable, in order "
+            "(also LOCKRESOLVE_REGISTRY_MIRRORS, comma-separated).",
+        ),
+        click.option(
+            "--registry-hosts-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="containerd hosts directory (DIR/<host>/hosts.toml) naming mirrors.",
+        ),
+        click.option(
+            "--registries-conf",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="podman/CRI-O registries.conf (v2) naming mirrors.",
+        ),
+        click.option(
+            "--registry-mirror-only",
+            is_flag=True,
+            help="Never contact a registry that has mirrors; only its mirrors.",
+        ),
+        click.option(
+            "--registry-client-cert",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Client certificate (PEM) for mutual TLS with registries.",
+        ),
+        click.option(
+            "--registry-client-key",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Private key (PEM) of --registry-client-cert (default: in the same file).",
+        ),
         click.option("-v", "--verbose", is_flag=True, help="Log every HTTP request to stderr."),
     ]
 
@@ -117,7 +151,12 @@ def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:
     # warning, before any registry asks for credentials.
     for line in check_environment(os.environ):
         logging.getLogger("lockresolve.credentials").warning("warning: %s", line)
+    client_cert, client_key = _client_pair(kwargs)
+    mirrors = _mirror_config(kwargs)
     return RegistrySettings(
+        client_cert=client_cert,
+        client_key=client_key,
+        mirrors=mirrors,
         ca_cert_paths=tuple(kwargs.pop("ca_cert_paths")),
         verify_certs=kwargs.pop("registry_verify_certs"),
         insecure=kwargs.pop("registry_insecure"),
@@ -141,6 +180,57 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: object) -> None:
         pass
+
+
+def _client_pair(kwargs: dict[str, Any]) -> tuple[Path | None, Path | None]:
+    """``--registry-client-cert``/``--registry-client-key``, checked to load together."""
+    from lockresolve.errors import UsageError
+
+    client_cert = kwargs.pop("registry_client_cert")
+    client_key = kwargs.pop("registry_client_key")
+    if client_key is not None and client_cert is None:
+        raise UsageError("--registry-client-key needs --registry-client-cert")
+    for flag, path in (
+        ("--registry-client-cert", client_cert),
+        ("--registry-client-key", client_key),
+    ):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {path}: file not found")
+    if client_cert is not None:
+        from lockresolve.registry.transport import client_pair_problem
+
+        problem = client_pair_problem(client_cert, client_key)
+        if problem is not None:
+            raise UsageError(f"--registry-client-cert: {problem}")
+    return client_cert, client_key
+
+
+def _mirror_config(kwargs: dict[str, Any]) -> MirrorConfig | None:
+    """The mirror flags and ``LOCKRESOLVE_REGISTRY_MIRRORS``, loaded only when one is given."""
+    from lockresolve.errors import UsageError
+
+    specs = tuple(kwargs.pop("registry_mirrors"))
+    hosts_dir = kwargs.pop("registry_hosts_dir")
+    conf = kwargs.pop("registries_conf")
+    mirror_only = kwargs.pop("registry_mirror_only")
+    if not (
+        specs or hosts_dir or conf or mirror_only or os.environ.get("LOCKRESOLVE_REGISTRY_MIRRORS")
+    ):
+        return None
+    from lockresolve.registry.mirrors import MirrorSources, load_mirror_config
+
+    mirrors = load_mirror_config(
+        MirrorSources(
+            specs=specs,
+            hosts_dir=str(hosts_dir) if hosts_dir else None,
+            registries_conf=str(conf) if conf else None,
+            mirror_only=mirror_only,
+            env=dict(os.environ),
+        )
+    )
+    if mirror_only and mirrors.empty:
+        raise UsageError("--registry-mirror-only needs mirrors to use")
+    return mirrors
 
 
 def setup_logging(verbose: bool) -> None:

@@ -45,6 +45,7 @@ from lockresolve.registry.auth import (
 from lockresolve.registry.credentials import Credential
 from lockresolve.registry.httpclient import build_http_client
 from lockresolve.registry.limits import HostSlot, ReleasingStream, holding, holds
+from lockresolve.registry.mirrors import Hop, MirrorConfig
 from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha256_digest
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
@@ -59,6 +60,8 @@ from lockresolve.registry.protocol import (
     tags_path,
     upload_path,
 )
+from lockresolve.registry.ratelimit import describe_429, parse_rate_limit
+from lockresolve.registry.routing import hop_scopes, send_routed
 from lockresolve.registry.transport import TransportPolicy
 
 __all__ = ["BodyFactory", "RegistryClient", "RequestStats"]
@@ -151,8 +154,14 @@ class RegistryClient:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        mirrors: MirrorConfig | None = None,
     ) -> None:
         self.policy = policy or TransportPolicy()
+        self.mirrors = mirrors or MirrorConfig()
+        #: repositories written to: read from the registry itself, never a mirror
+        self._write_targets: set[tuple[str, str]] = set()
+        #: routed hosts that could not be reached: skipped for the rest of the run
+        self._dead_mirrors: set[str] = set()
         self.stats = RequestStats()
         self.auth = RegistryAuth(credentials or _AnonymousCredentials())
         self._sleep = sleep
@@ -182,7 +191,12 @@ class RegistryClient:
     async def _on_response(self, response: httpx.Response) -> None:
         request = response.request
         self.stats.by_method[request.method] += 1
-        self.stats.by_host[request.url.netloc.decode("ascii")] += 1
+        netloc = request.url.netloc.decode("ascii")
+        self.stats.by_host[netloc] += 1
+        if "ratelimit-limit" in response.headers or "ratelimit-remaining" in response.headers:
+            limit = parse_rate_limit(response.headers)
+            if limit is not None:
+                self.stats.rate_limits.note(netloc, limit)
         if log.isEnabledFor(logging.DEBUG):
             started = request.extensions.get(_START, time.perf_counter())
             log.debug(
@@ -215,6 +229,11 @@ class RegistryClient:
         if delay > 0:
             await self._sleep(delay)
 
+    def write_to(self, registry: str, repository: str) -> None:
+        """Mark a repository as a destination: every request for it goes to the registry
+        itself, never to a mirror (push, and a copy's destination)."""
+        self._write_targets.add((registry, repository))
+
     async def _send(
         self,
         method: str,
@@ -230,6 +249,56 @@ class RegistryClient:
         retry: bool = True,
         auth: bool = True,
     ) -> httpx.Response:
+        """:meth:`_send_direct`, through the mirrors for reads (:mod:`.mirrors`).
+
+        Each hop is tried in turn; a 404, 401/403, 429 or 5xx (after that hop's
+        retries) or a connection failure moves on to the next. The last hop's
+        answer (or error) is the result.
+        """
+        plan = None
+        if (
+            not self.mirrors.empty
+            and method in ("GET", "HEAD")
+            and not target.startswith(("http://", "https://"))
+        ):
+            plan = self.mirrors.plan(registry, target, dead=self._dead_mirrors)
+        if plan is None or any(
+            (registry, scope.split(":")[1]) in self._write_targets
+            for scope in scopes
+            if scope.startswith("repository:")
+        ):
+            return await self._send_direct(
+                method, registry, target, scopes=scopes, subject=subject, headers=headers,
+                body=body, params=params, stream=stream, retry=retry, auth=auth,
+            )  # fmt: skip
+        if not plan:
+            raise RegistryError(self.mirrors.why_none(registry, target), subject=subject)
+
+        async def send(hop: Hop) -> httpx.Response:
+            return await self._send_direct(
+                method, hop.host, hop.target, scopes=hop_scopes(scopes, hop), subject=subject,
+                headers=headers, params=params, stream=stream, retry=retry, auth=auth,
+                scheme=hop.scheme,
+            )  # fmt: skip
+
+        return await send_routed(plan, send, self._dead_mirrors)
+
+    async def _send_direct(
+        self,
+        method: str,
+        registry: str,
+        target: str,
+        *,
+        scopes: Sequence[str],
+        subject: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | BodyFactory | None = None,
+        params: Mapping[str, str] | None = None,
+        stream: bool = False,
+        retry: bool = True,
+        auth: bool = True,
+        scheme: str | None = None,
+    ) -> httpx.Response:
         """Send one request with retries; return the final response (any status).
 
         ``target`` is a path on the registry or an absolute URL (upload
@@ -242,6 +311,8 @@ class RegistryClient:
             raise TransportError(
                 host.refused, subject=subject, method=method, url=redact_url(target), status=None
             )
+        if scheme is not None and host.scheme is None:
+            host.scheme = scheme  # a mirror configured with http:// or https://
         attempts = self.policy.retries + 1 if retry else 1
         last_exc: BaseException | None = None
         attempt = 0
@@ -287,7 +358,7 @@ class RegistryClient:
                         subject=subject,
                         method=method,
                     ) from None
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, ssl.SSLError) as exc:  # a TLS alert on read is raw
                     if deciding and isinstance(exc, httpx.ConnectError) and _is_tls_mismatch(exc):
                         # A loopback or private registry that speaks plain http.
                         host.scheme = "http"
@@ -325,6 +396,12 @@ class RegistryClient:
             attempt += 1
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 wait = parse_retry_after(response.headers.get("retry-after"))
+                if (
+                    response.status_code == 429
+                    and wait is not None
+                    and (wait > self.policy.max_retry_wait)
+                ):
+                    return response  # a quota that resets later than any retry would wait
                 if wait is None:
                     wait = self._backoff(attempt - 1)
                 wait = min(wait, self.policy.max_retry_wait)
@@ -367,6 +444,8 @@ class RegistryClient:
                 " (trust the registry's CA with --registry-ca-cert-path, "
                 "or pass --registry-verify-certs=false)"
             )
+        if "ALERT_BAD_CERTIFICATE" in str(exc) or "ALERT_CERTIFICATE_REQUIRED" in str(exc):
+            reason += " (the registry wants a client certificate: --registry-client-cert)"
         return TransportError(
             reason, subject=subject, method=method, url=redact_url(url), status=None
         )
@@ -391,6 +470,16 @@ class RegistryClient:
             "details": details,
         }
         codes = {d.code for d in details}
+        if status == 429:
+            netloc = response.request.url.netloc.decode("ascii")
+            return RegistryError(
+                describe_429(
+                    netloc,
+                    parse_rate_limit(response.headers),
+                    parse_retry_after(response.headers.get("retry-after")),
+                ),
+                **{**kwargs, "details": ()},
+            )
         if status in (401, 403):
             request = response.request
             sent = request.extensions.get(SENT_EXT)
@@ -631,6 +720,7 @@ class RegistryClient:
             stream=True,
         )
         registry_url = str(response.request.url)
+        registry = _served_by(response, registry)
         for _ in range(_MAX_REDIRECTS):
             if response.status_code not in (301, 302, 303, 307, 308):
                 break
@@ -892,6 +982,7 @@ class RegistryClient:
             except (ValueError, AttributeError):
                 raise ProtocolError("unreadable tag list", subject=subject, method="GET") from None
             tags.extend(str(t) for t in page_tags)
+            registry = _served_by(response, registry)
             seen.add(str(response.request.url))
             target = parse_link_next(response.headers.get("link"), str(response.request.url))
         raise ProtocolError(
@@ -913,6 +1004,11 @@ def _check_declared_length(response: httpx.Response, left: int, size: int, subje
             method="GET",
             url=redact_url(str(response.request.url)),
         )
+
+
+def _served_by(response: httpx.Response, registry: str) -> str:
+    """The host a routed request went to (a mirror, or ``registry``)."""
+    return str(response.request.extensions.get(REGISTRY_EXT) or registry)
 
 
 async def _read_capped(response: httpx.Response, cap: int = 64 * 1024) -> bytes:

@@ -9,10 +9,10 @@ variables only when it builds its transports itself.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.cookiejar import CookieJar
 from typing import Any
-from urllib.request import getproxies
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 
@@ -43,6 +43,13 @@ def _tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     return httpx.create_ssl_context(verify=verify)
 
 
+def _env_proxy(proxies: dict[str, str], host: str) -> str | None:
+    """The proxy the environment names for ``https://host``, as httpx would pick it."""
+    if proxy_bypass(host.rsplit(":", 1)[0]) or proxy_bypass(host):
+        return None
+    return proxies.get("https") or proxies.get("all")
+
+
 def build_http_client(
     policy: TransportPolicy,
     *,
@@ -67,18 +74,35 @@ def build_http_client(
     proxied = any(proxies.get(key) for key in ("http", "https", "all"))
     verify: ssl.SSLContext | bool = True
     transport: httpx.AsyncBaseTransport | None = None
-    if proxied or policy.ca_cert_paths or not policy.verify_certs:
+    if proxied or policy.custom_tls:
         verify = policy.ssl_context()
-    if not proxied:
-        pool = LeanPool(
-            ssl_context=(policy.default_ssl_context if verify is True else _tls_context(verify)),
-            max_connections=limits.max_connections or 1,
-            max_keepalive_connections=limits.max_keepalive_connections or 0,
-            keepalive_expiry=limits.keepalive_expiry or 0.0,
+
+    def lean(context: ssl.SSLContext | Callable[[], ssl.SSLContext]) -> LeanTransport:
+        return LeanTransport(
+            LeanPool(
+                ssl_context=context,
+                max_connections=limits.max_connections or 1,
+                max_keepalive_connections=limits.max_keepalive_connections or 0,
+                keepalive_expiry=limits.keepalive_expiry or 0.0,
+            )
         )
-        transport = LeanTransport(pool)
+
+    if not proxied:
+        transport = lean(policy.default_ssl_context if verify is True else _tls_context(verify))
+    # Hosts with TLS settings of their own (hosts.toml ca/client/skip_verify) get
+    # their own pool (or proxied transport) with their own context.
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    for host, tls in policy.host_tls:
+        context = policy.host_ssl_context(tls)
+        if proxied:
+            mounts[f"https://{host}"] = httpx.AsyncHTTPTransport(
+                verify=context, limits=limits, proxy=_env_proxy(proxies, host)
+            )
+        else:
+            mounts[f"https://{host}"] = lean(context)
     return httpx.AsyncClient(
         transport=transport,
+        mounts=mounts or None,
         verify=verify,
         limits=limits,
         timeout=timeout,

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from lockresolve.registry.ratelimit import RateLimits
+
 __all__ = ["Descriptor", "Manifest", "RequestStats", "sha256_digest"]
 
 
@@ -51,6 +53,7 @@ class RequestStats:
     by_method: Counter[str] = field(default_factory=Counter)
     by_host: Counter[str] = field(default_factory=Counter)
     retries: int = 0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @property
     def total(self) -> int:
@@ -59,7 +62,15 @@ class RequestStats:
     def summary(self) -> str:
         methods = ", ".join(f"{m} {n}" for m, n in sorted(self.by_method.items()))
         hosts = len(self.by_host)
-        return (
+        line = (
             f"{self.total} HTTP requests ({methods or 'none'}) to {hosts} host(s), "
             f"{self.retries} retried"
         )
+        if self.by_host:
+            line += "; by host: " + ", ".join(
+                f"{host} {n}" for host, n in sorted(self.by_host.items(), key=lambda i: -i[1])
+            )
+        limits = self.rate_limits.summary()
+        if limits:
+            line += f"; rate limit lowest: {limits}"
+        return line

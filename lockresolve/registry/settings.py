@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     # never loads httpx.
     from lockresolve.registry.client import RegistryClient
     from lockresolve.registry.credentials import Keychain
+    from lockresolve.registry.mirrors import MirrorConfig
 
 __all__ = ["RegistrySettings"]
 
@@ -33,8 +34,14 @@ class RegistrySettings:
     concurrency: int = DEFAULT_CONCURRENCY
     retries: int = 5
     response_timeout: float = 30.0
+    #: ``--registry-client-cert`` / ``--registry-client-key`` (mutual TLS)
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    #: the mirrors (:func:`lockresolve.registry.mirrors.load_mirror_config`)
+    mirrors: MirrorConfig | None = None
 
     def policy(self) -> TransportPolicy:
+        mirrors = self.mirrors
         return TransportPolicy(
             insecure=self.insecure,
             verify_certs=self.verify_certs,
@@ -42,6 +49,12 @@ class RegistrySettings:
             concurrency=self.concurrency,
             retries=self.retries,
             read_timeout=self.response_timeout,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            host_tls=mirrors.tls_hosts() if mirrors is not None else (),
+            extra_insecure_hosts=(
+                mirrors.plain_http_hosts() if mirrors is not None else frozenset()
+            ),
         )
 
     def keychain(self, env: Mapping[str, str] | None = None) -> Keychain:
@@ -64,4 +77,4 @@ class RegistrySettings:
     def client(self, env: Mapping[str, str] | None = None) -> RegistryClient:
         from lockresolve.registry.client import RegistryClient
 
-        return RegistryClient(self.policy(), self.keychain(env))
+        return RegistryClient(self.policy(), self.keychain(env), mirrors=self.mirrors)

@@ -20,7 +20,8 @@ Non-HTTP bytes (a TLS ClientHello from a Go client probing https first) get an i
 
 Faults (:class:`Fault`): an error status (503, 429 with ``Retry-After`` in seconds or as an
 HTTP-date, anything else), closing without an answer, a TCP reset after reading the
-request, truncating the response body, or an extra delay. A :class:`FaultPlan` gives a
+request, truncating the response body, an extra delay, or extra response headers
+(Docker Hub's ``RateLimit-*``, on a 429 or on a forwarded answer). A :class:`FaultPlan` gives a
 deterministic sequence and/or a seeded random rate, optionally limited to some methods or
 paths.
 """
@@ -45,7 +46,7 @@ from typing import Any, Literal
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "FaultProxy", "ProxiedRequest"]
 
-FaultKind = Literal["status", "close", "reset", "truncate", "delay"]
+FaultKind = Literal["status", "close", "reset", "truncate", "delay", "headers"]
 
 _MAX_HEAD = 1 << 20
 _CHUNK = 1 << 16
@@ -72,6 +73,8 @@ class Fault:
     #: for ``status``: when > 0, an HTML page of this many bytes instead of the JSON body
     #: (a CDN's or load balancer's error page)
     html_size: int = 0
+    #: for ``status`` and ``headers``: extra response headers (Docker Hub's ``RateLimit-*``)
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def unavailable(cls, retry_after: float | None = None, *, http_date: bool = False) -> Fault:
@@ -82,6 +85,36 @@ class Fault:
     def too_many_requests(cls, retry_after: float | None = 1, *, http_date: bool = False) -> Fault:
         """429 Too Many Requests with ``Retry-After`` (seconds, or an HTTP-date)."""
         return cls("status", 429, retry_after, http_date, code="TOOMANYREQUESTS")
+
+    @classmethod
+    def rate_limited(
+        cls,
+        retry_after: float | None,
+        *,
+        limit: str = "100;w=21600",
+        remaining: str = "0;w=21600",
+        source: str = "127.0.0.1",
+    ) -> Fault:
+        """Docker Hub's 429: ``TOOMANYREQUESTS`` with ``RateLimit-*`` and ``Retry-After``."""
+        return cls(
+            "status",
+            429,
+            retry_after,
+            code="TOOMANYREQUESTS",
+            extra_headers=_rate_headers(limit, remaining, source),
+        )
+
+    @classmethod
+    def headers(cls, *pairs: tuple[str, str]) -> Fault:
+        """Forward normally and add these headers to the answer."""
+        return cls("headers", extra_headers=tuple(pairs))
+
+    @classmethod
+    def rate_limit_headers(
+        cls, remaining: int, *, limit: int = 100, window: int = 21600, source: str = "127.0.0.1"
+    ) -> Fault:
+        """Forward normally, answering with Docker Hub's rate-limit headers."""
+        return cls.headers(*_rate_headers(f"{limit};w={window}", f"{remaining};w={window}", source))
 
     @classmethod
     def error(
@@ -123,6 +156,14 @@ class Fault:
             when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.retry_after)
             return email.utils.format_datetime(when, usegmt=True)
         return str(round(self.retry_after))
+
+
+def _rate_headers(limit: str, remaining: str, source: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("RateLimit-Limit", limit),
+        ("RateLimit-Remaining", remaining),
+        ("Docker-RateLimit-Source", source),
+    )
 
 
 @dataclass
@@ -662,11 +703,11 @@ class FaultProxy:
             body = json.dumps(
                 {"errors": [{"code": fault.code, "message": f"injected {status}", "detail": None}]}
             ).encode()
-            extra = [("Content-Type", "application/json")]
+            extra = [("Content-Type", "application/json"), *fault.extra_headers]
             if fault.html_size > 0:
                 page = b"<html><body>" + b"<p>not here</p>" * (fault.html_size // 15 + 1)
                 body = page[: fault.html_size - 14] + b"</body></html>"
-                extra = [("Content-Type", "text/html")]
+                extra = [("Content-Type", "text/html"), *fault.extra_headers]
             retry = fault.retry_after_header()
             if retry is not None:
                 extra.append(("Retry-After", retry))
@@ -743,6 +784,9 @@ class FaultProxy:
         upstream_close = resp.has_token("Connection", "close") or rframing == "eof"
 
         truncate = fault.after_bytes if fault is not None and fault.kind == "truncate" else None
+        if fault is not None and fault.kind == "headers":
+            added = "".join(f"{k}: {v}\r\n" for k, v in fault.extra_headers)
+            raw = raw[:-2] + added.encode("latin-1") + b"\r\n"
         writer.write(raw)
         if truncate is not None and rframing != "none":
             await self._copy_body(

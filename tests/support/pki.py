@@ -195,6 +195,26 @@ class CertificateAuthority:
         return IssuedCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
 
 
+def issue_client_cert(
+    ca: CertificateAuthority, directory: Path, name: str = "lockresolve test client"
+) -> IssuedCert:
+    """A client certificate (``clientAuth``) signed by ``ca``, for mutual TLS."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = _new_key()
+    cert = (
+        _builder(_name(name), ca.cert.subject, key)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    cert_path, key_path = _write_pem(directory, name.replace(" ", "-"), cert, key)
+    return IssuedCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+
+
 @dataclass(frozen=True)
 class SigningCert:
     """A self-signed certificate used to sign registry JWTs (the whole rootcertbundle)."""

@@ -4,7 +4,10 @@
 its storage, config and logs in a folder of its own, waits until it answers, and stops it
 on :meth:`Registry.stop`. Variants (``RegistryOptions``): anonymous, ``basic``
 (htpasswd, bcrypt), ``token`` (with :class:`~tests.support.tokenserver.TokenServer` as the
-realm), each over plain http or ``tls`` (a CA made for the test).
+realm), each over plain http or ``tls`` (a CA made for the test); with ``tls``,
+``client_auth`` demands client certificates (``http.tls.clientcas``; the harness's own
+clients present ``Registry.client_cert``); ``proxy_remote`` makes a pull-through cache
+of another registry (``proxy.remoteurl``).
 
 Counting requests: the registry writes one combined-log-format access line per request to
 stdout (captured in ``access.log``); unlike the ``response completed`` lines on stderr
@@ -47,7 +50,7 @@ import httpx
 import pytest
 from ruamel.yaml import YAML
 
-from .pki import CertificateAuthority
+from .pki import CertificateAuthority, IssuedCert, issue_client_cert
 from .tokenserver import DEFAULT_ISSUER, DEFAULT_SERVICE, TokenServer
 
 __all__ = [
@@ -288,6 +291,11 @@ class RegistryOptions:
     token_tls: bool | None = None
     service: str = DEFAULT_SERVICE
     issuer: str = DEFAULT_ISSUER
+    #: TLS only: require client certificates signed by the test CA (``http.tls.clientcas``);
+    #: ``Registry.client_cert`` is one, which the harness's own clients present
+    client_auth: bool = False
+    #: a pull-through cache of this registry URL (``proxy.remoteurl``)
+    proxy_remote: str | None = None
     #: extra top-level config, merged (one level deep per section) into the generated YAML
     extra_config: dict[str, Any] = field(default_factory=dict)
 
@@ -316,6 +324,7 @@ class Registry:
         self.port = 0
         self.ca: CertificateAuthority | None = None
         self.ca_path: Path | None = None
+        self.client_cert: IssuedCert | None = None
         self.token_server: TokenServer | None = None
         self.htpasswd_path: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -368,7 +377,10 @@ class Registry:
         """A client context trusting this registry's CA (None without TLS)."""
         if self.ca_path is None:
             return None
-        return ssl.create_default_context(cafile=str(self.ca_path))
+        ctx = ssl.create_default_context(cafile=str(self.ca_path))
+        if self.client_cert is not None:
+            ctx.load_cert_chain(str(self.client_cert.cert_path), str(self.client_cert.key_path))
+        return ctx
 
     @property
     def httpx_verify(self) -> ssl.SSLContext:
@@ -422,6 +434,10 @@ class Registry:
                 "certificate": str(cert.cert_path),
                 "key": str(cert.key_path),
             }
+            if self.options.client_auth:
+                config["http"]["tls"]["clientcas"] = [str(self.ca.cert_path)]
+        if self.options.proxy_remote is not None:
+            config["proxy"] = {"remoteurl": self.options.proxy_remote}
         if self.auth == "basic":
             assert self.htpasswd_path is not None
             config["auth"] = {
@@ -456,6 +472,8 @@ class Registry:
             ca_dir.mkdir(exist_ok=True)
             self.ca_path = ca_dir / "ca.crt"
             self.ca_path.write_bytes(self.ca.cert_pem)
+            if self.options.client_auth:
+                self.client_cert = issue_client_cert(self.ca, self.directory / "client")
         if self.auth == "basic" and self.htpasswd_path is None:
             htpasswd = require_binary("htpasswd")
             out = subprocess.run(

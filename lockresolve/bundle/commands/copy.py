@@ -276,6 +276,7 @@ async def copy(
     dst: Reference | None = None
     if to_repo:
         dst = _parse_repo(to_repo)
+        client.write_to(dst.registry, dst.repository)  # a destination: never a mirror
     loaded = await _load(client, source, log)
     if to_tar:
         log("copy | writing layers...")

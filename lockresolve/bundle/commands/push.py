@@ -150,6 +150,7 @@ async def _upload_image(
     labels: Mapping[str, str],
     progress: Progress,
 ) -> PushResult:
+    client.write_to(ref.registry, ref.repository)  # a destination: never a mirror
     config = config_json(layer.diff_id, labels)
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     manifest = manifest_json(config_digest, len(config), layer.digest, layer.size)
