@@ -42,8 +42,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks.bench_registry import machine_line  # noqa: E402
+from bench_registry import machine_line  # noqa: E402
+
 from tests.support.registry import Registry, RegistryOptions  # noqa: E402
 
 # Children run with a bytecode cache, as an installed package would (this
