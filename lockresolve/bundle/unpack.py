@@ -25,7 +25,8 @@ from lockresolve.errors import BundleError, UnsafeArchiveError
 
 __all__ = ["DownloadedLayer", "iter_uncompressed", "unpack_layers"]
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # bytes read from the layer file at a time
+_OUT_CHUNK = 1 << 20  # at most this many decompressed bytes at a time (memory stays flat)
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
@@ -60,10 +61,13 @@ def iter_uncompressed(path: Path, media_type: str) -> Iterator[bytes]:
         decomp = zlib.decompressobj(wbits=31)
         started = False
         while chunk := fh.read(_CHUNK):
-            while chunk:
-                started = True
+            started = True
+            while True:
                 try:
-                    out = decomp.decompress(chunk)
+                    # Bounded output: a small, highly compressed chunk cannot
+                    # expand into a large buffer; the rest waits in unconsumed_tail
+                    # (or in zlib, when the output filled up: then call again).
+                    out = decomp.decompress(chunk, _OUT_CHUNK)
                 except zlib.error as exc:
                     raise UnsafeArchiveError(f"layer is not valid gzip: {exc}") from None
                 if out:
@@ -71,9 +75,13 @@ def iter_uncompressed(path: Path, media_type: str) -> Iterator[bytes]:
                 if decomp.eof:
                     chunk = decomp.unused_data
                     decomp = zlib.decompressobj(wbits=31)
-                    started = False
-                else:
-                    chunk = b""
+                    started = bool(chunk)
+                    if not chunk:
+                        break
+                    continue
+                chunk = decomp.unconsumed_tail
+                if not chunk and len(out) < _OUT_CHUNK:
+                    break
         if started:
             raise UnsafeArchiveError("layer is not valid gzip: the stream is truncated")
 

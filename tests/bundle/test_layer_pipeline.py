@@ -107,3 +107,22 @@ def test_closing_early_stops_the_worker_and_closes_its_source() -> None:
     assert closed.is_set()
     with pytest.raises(StopIteration):
         next(stage)
+
+
+def test_gunzip_output_is_bounded_for_a_highly_compressed_layer(tmp_path: Path) -> None:
+    # 64 MB of zeros gzip to ~64 KB: one read of the file must not expand
+    # into one 64 MB buffer (peak memory flat in the layer size).
+    import gzip
+
+    from lockresolve.bundle.unpack import iter_uncompressed
+
+    layer = tmp_path / "zeros.tar.gz"
+    with gzip.open(layer, "wb", compresslevel=9) as fh:
+        for _ in range(64):
+            fh.write(bytes(1 << 20))
+    sizes = [
+        len(chunk)
+        for chunk in iter_uncompressed(layer, "application/vnd.oci.image.layer.v1.tar+gzip")
+    ]
+    assert sum(sizes) == 64 << 20
+    assert max(sizes) <= 1 << 20
