@@ -27,7 +27,10 @@ from lockresolve.registry.client import RegistryClient
 
 __all__ = ["extract_image"]
 
-_STREAM_DEPTH = 4  # blob chunks (1 MiB each) between the download and the extractor
+# Blob chunks between the download and the extractor, and their size: enough
+# to keep both busy, little memory.
+_STREAM_DEPTH = 4
+_STREAM_CHUNK = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ async def _stream_single_layer(ctx: _Fetch, image: RemoteImage, dest: Path, inde
         async with send:
             try:
                 async for chunk in ctx.client.get_blob(
-                    image.ref.registry, image.ref.repository, layer.digest
+                    image.ref.registry, image.ref.repository, layer.digest, chunk_size=_STREAM_CHUNK
                 ):
                     await send.send(chunk)
                     ctx.progress.advance(len(chunk))

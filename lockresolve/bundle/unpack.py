@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20  # bytes read from the layer file at a time
-_OUT_CHUNK = 1 << 20  # at most this many decompressed bytes at a time (memory stays flat)
+_OUT_CHUNK = 256 << 10  # at most this many decompressed bytes at a time (memory stays flat)
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 

@@ -125,4 +125,4 @@ def test_gunzip_output_is_bounded_for_a_highly_compressed_layer(tmp_path: Path) 
         for chunk in iter_uncompressed(layer, "application/vnd.oci.image.layer.v1.tar+gzip")
     ]
     assert sum(sizes) == 64 << 20
-    assert max(sizes) <= 1 << 20
+    assert max(sizes) <= 1 << 20  # bounded (256 KiB steps today)
