@@ -164,7 +164,8 @@ def imgpkg_tool(path: str) -> Tool:
 
 
 def encoder_name() -> str:
-    return run([sys.executable, "-m", "lockresolve.cli", "--version"]).stdout.strip()
+    out = run([sys.executable, "-m", "lockresolve.cli", "--version"]).stdout
+    return next(line for line in out.splitlines() if line.startswith("lockresolve"))
 
 
 # --- cases ----------------------------------------------------------------------------------
