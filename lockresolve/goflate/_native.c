@@ -949,6 +949,7 @@ Deflater_compress(Deflater *d, PyObject *arg)
     d->busy = 0;
     if (rc < 0) {
         d->out_failed = 1;
+        d->finished = 1; /* the stream is broken: refuse further input */
     }
     return take_output(d);
 }
