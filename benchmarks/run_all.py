@@ -42,6 +42,7 @@ ARGUMENTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
     "bench_startup.py": ([[]], [["--runs", "3"]]),
     "bench_bundles.py": ([[]], [["--only", "small"]]),
     "bench_gzip.py": ([[]], [["--size", "1", "--repeat", "1"]]),
+    "bench_peers.py": ([[]], [["--runs", "1", "--cases", "push-26mb,pull-26mb"]]),
 }
 
 

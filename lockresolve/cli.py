@@ -41,8 +41,25 @@ class _DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the version and which Go gzip encoder pushes use (C or pure Python)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from lockresolve.goflate import ENCODER
+
+    click.echo(f"lockresolve, version {__version__} (gzip encoder: {ENCODER})")
+    ctx.exit()
+
+
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="lockresolve")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version (and the gzip encoder in use) and exit.",
+)
 def cli() -> None:
     """Resolve image references to digests and write kbld/imgpkg lock files.
 

@@ -29,7 +29,9 @@ COMMANDS = [
 def test_version(capfd: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--version"], capfd)
     assert code == 0
-    assert out.strip() == f"lockresolve, version {__version__}"
+    from lockresolve.goflate import ENCODER
+
+    assert out.strip() == f"lockresolve, version {__version__} (gzip encoder: {ENCODER})"
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

@@ -99,6 +99,10 @@ class _Source:
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; fewer only at the end of the stream."""
+        if len(self._buf) >= size:  # the common case: one copy, no join
+            piece = self._buf[:size]
+            self._buf = self._buf[size:]
+            return bytes(piece)
         parts: list[bytes] = []
         while size > 0:
             if not self._buf and not self._fill():
@@ -109,10 +113,22 @@ class _Source:
             size -= len(piece)
         return b"".join(parts)
 
+    def read_view(self, size: int) -> memoryview:
+        """Up to ``size`` bytes as a view of the current chunk (no copy); empty only at the end.
+
+        The view is valid until the next read.
+        """
+        if not self._buf and not self._fill():
+            return memoryview(b"")
+        piece = self._buf[:size]
+        self._buf = self._buf[len(piece) :]
+        return piece
+
     def _fill(self) -> bool:
         while (chunk := self._next()) is not None:
             if chunk:  # an iterator may hand out empty chunks mid-stream
-                self._buf = memoryview(bytes(chunk))
+                # bytes are immutable: viewed as they are; anything else is copied once
+                self._buf = memoryview(chunk if isinstance(chunk, bytes) else bytes(chunk))
                 return True
         return False
 
@@ -215,6 +231,10 @@ class _TarReader:
 
     def read_data(self, size: int) -> bytes:
         return self._src.read(size)
+
+    def read_data_view(self, size: int) -> memoryview:
+        """Up to ``size`` bytes of file data without copying them (see ``_Source.read_view``)."""
+        return self._src.read_view(size)
 
     def _header_block(self) -> bytes | None:
         """The next header block; None at the end (EOF, or two zero blocks, as Go reads it)."""
@@ -390,7 +410,8 @@ def _write_file(reader: _TarReader, root: str, parts: tuple[str, ...], header: _
     with open(fd, "wb") as out:
         remaining = header.size
         while remaining:
-            data = reader.read_data(min(remaining, _READ_SIZE))
+            # Straight from the decompressed chunk to the file: no copy per file.
+            data = reader.read_data_view(remaining)
             if not data:
                 raise UnsafeArchiveError(
                     f"tar entry {header.name!r}: data shorter than its declared size "

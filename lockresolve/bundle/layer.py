@@ -5,8 +5,15 @@ chosen gzip encoder into a file, hashing the tar (the ``diff_id``) and the
 gzip (the layer digest) on the way, so memory stays flat whatever the size of
 the bundle. The registry needs the digest before the upload, hence the file.
 
-The work is CPU-bound (the Go-identical gzip is pure Python): call
-:func:`build_layer` in a worker thread (``anyio.to_thread.run_sync``).
+The three steps run as a pipeline of threads joined by bounded queues
+(:class:`lockresolve.bundle.stages.Threaded`): reading the files and hashing the
+tar; gzip; hashing the gzip and writing it. Each releases the GIL for its
+heavy part (file I/O, ``hashlib``, the C encoder of
+:mod:`lockresolve.goflate.native`), so on several cores a push takes about as
+long as its slowest step, not their sum; memory is a few chunks per queue.
+With the pure-Python encoder the gzip step holds the GIL and dominates.
+
+Call :func:`build_layer` in a worker thread (``anyio.to_thread.run_sync``).
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from lockresolve.bundle.formats.tar import LayerPlan, iter_tar
+from lockresolve.bundle.stages import Threaded
 from lockresolve.errors import InputError
 from lockresolve.goflate import gzip_compressor
 
@@ -27,7 +35,10 @@ __all__ = ["GzipKind", "LayerFile", "build_layer"]
 
 GzipKind = Literal["go", "zlib"]
 
-_CHUNK = 1 << 20
+# Bytes of tar per chunk: large enough that per-chunk Python work is noise,
+# small enough that the queues hold little (memory is flat in the bundle size).
+_CHUNK = 256 << 10
+_DEPTH = 4  # chunks per queue between two steps
 
 
 @dataclass(frozen=True)
@@ -59,27 +70,41 @@ def build_layer(
     compressor = gzip_compressor(gzip)
     tar_size = 0
     size = 0
+
+    def tar_chunks() -> Iterator[bytes]:
+        """Step 1: read and tar the files, hash the tar."""
+        nonlocal tar_size
+        for chunk in iter_tar(plan, _CHUNK):
+            tar_hash.update(chunk)
+            tar_size += len(chunk)
+            yield chunk
+
+    def gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """Step 2: gzip."""
+        for chunk in chunks:
+            data = compressor.compress(chunk)
+            if on_tar_bytes is not None:
+                on_tar_bytes(len(chunk))
+            if data:
+                yield data
+        yield compressor.flush()
+
     try:
         fd, name = tempfile.mkstemp(prefix="layer-", suffix=".tar.gz", dir=directory)
     except OSError as exc:
         raise InputError(f"cannot create a layer file in {os.fspath(directory)}: {exc}") from None
     path = Path(name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in iter_tar(plan, _CHUNK):
-                tar_hash.update(chunk)
-                tar_size += len(chunk)
-                data = compressor.compress(chunk)
-                if data:
-                    gz_hash.update(data)
-                    out.write(data)
-                    size += len(data)
-                if on_tar_bytes is not None:
-                    on_tar_bytes(len(chunk))
-            data = compressor.flush()
-            gz_hash.update(data)
-            out.write(data)
-            size += len(data)
+        with (
+            os.fdopen(fd, "wb") as out,
+            Threaded(tar_chunks(), depth=_DEPTH, name="tar") as tars,
+            Threaded(gzip_chunks(tars), depth=_DEPTH, name="gzip") as gzipped,
+        ):
+            # Step 3, here: hash and write the gzip.
+            for data in gzipped:
+                gz_hash.update(data)
+                out.write(data)
+                size += len(data)
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise InputError(f"cannot write layer file {path}: {exc}") from None

@@ -12,6 +12,7 @@ directory) as imgpkg does. Every layer goes through
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -23,9 +24,16 @@ from pathlib import Path
 from lockresolve.bundle.extract import DEFAULT_LIMITS, ExtractLimits, extract_tar
 from lockresolve.errors import BundleError, UnsafeArchiveError
 
-__all__ = ["DownloadedLayer", "iter_uncompressed", "unpack_layers"]
+__all__ = [
+    "DownloadedLayer",
+    "gunzip_chunks",
+    "iter_uncompressed",
+    "unpack_layers",
+    "unpack_stream",
+]
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # bytes read from the layer file at a time
+_OUT_CHUNK = 256 << 10  # at most this many decompressed bytes at a time (memory stays flat)
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
@@ -51,31 +59,45 @@ def _is_gzip(media_type: str, head: bytes) -> bool:
 def iter_uncompressed(path: Path, media_type: str) -> Iterator[bytes]:
     """The layer's tar stream: gunzipped (every gzip member) or read as is."""
     with open(path, "rb") as fh:
-        head = fh.read(2)
-        fh.seek(0)
-        if not _is_gzip(media_type, head):
-            while chunk := fh.read(_CHUNK):
-                yield chunk
-            return
-        decomp = zlib.decompressobj(wbits=31)
-        started = False
-        while chunk := fh.read(_CHUNK):
-            while chunk:
-                started = True
-                try:
-                    out = decomp.decompress(chunk)
-                except zlib.error as exc:
-                    raise UnsafeArchiveError(f"layer is not valid gzip: {exc}") from None
-                if out:
-                    yield out
-                if decomp.eof:
-                    chunk = decomp.unused_data
-                    decomp = zlib.decompressobj(wbits=31)
-                    started = False
-                else:
-                    chunk = b""
-        if started:
-            raise UnsafeArchiveError("layer is not valid gzip: the stream is truncated")
+        yield from gunzip_chunks(iter(lambda: fh.read(_CHUNK), b""), media_type)
+
+
+def gunzip_chunks(chunks: Iterator[bytes], media_type: str) -> Iterator[bytes]:
+    """The tar stream of a layer given as chunks of its blob: gunzipped, or as is."""
+    first = next(chunks, b"")
+    if not _is_gzip(media_type, first):
+        if first:
+            yield first
+        yield from chunks
+        return
+    decomp = zlib.decompressobj(wbits=31)
+    started = False
+    for chunk in itertools.chain((first,), chunks):
+        if not chunk:  # an iterator may hand out empty chunks mid-stream
+            continue
+        started = True
+        while True:
+            try:
+                # Bounded output: a small, highly compressed chunk cannot
+                # expand into a large buffer; the rest waits in unconsumed_tail
+                # (or in zlib, when the output filled up: then call again).
+                out = decomp.decompress(chunk, _OUT_CHUNK)
+            except zlib.error as exc:
+                raise UnsafeArchiveError(f"layer is not valid gzip: {exc}") from None
+            if out:
+                yield out
+            if decomp.eof:
+                chunk = decomp.unused_data
+                decomp = zlib.decompressobj(wbits=31)
+                started = bool(chunk)
+                if not chunk:
+                    break
+                continue
+            chunk = decomp.unconsumed_tail
+            if not chunk and len(out) < _OUT_CHUNK:
+                break
+    if started:
+        raise UnsafeArchiveError("layer is not valid gzip: the stream is truncated")
 
 
 def _hashing(chunks: Iterator[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
@@ -87,8 +109,20 @@ def _hashing(chunks: Iterator[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
 def _extract_one(
     layer: DownloadedLayer, dest: Path, limits: ExtractLimits, on_bytes: Callable[[int], None]
 ) -> None:
+    _extract_tar_stream(
+        iter_uncompressed(layer.path, layer.media_type), layer, dest, limits, on_bytes
+    )
+
+
+def _extract_tar_stream(
+    tar: Iterator[bytes],
+    layer: DownloadedLayer,
+    dest: Path,
+    limits: ExtractLimits,
+    on_bytes: Callable[[int], None],
+) -> None:
     hasher = hashlib.sha256()
-    stream = _hashing(iter_uncompressed(layer.path, layer.media_type), hasher)
+    stream = _hashing(tar, hasher)
 
     def counted() -> Iterator[bytes]:
         for chunk in stream:
@@ -105,6 +139,26 @@ def _extract_one(
             f"layer {layer.digest}: its content hashes to {actual}, "
             f"not to the config's diff_id {layer.diff_id}"
         )
+
+
+def unpack_stream(
+    blob: Iterator[bytes],
+    layer: DownloadedLayer,
+    dest: str | os.PathLike[str],
+    *,
+    limits: ExtractLimits = DEFAULT_LIMITS,
+    on_bytes: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Extract one layer into the empty directory ``dest`` from the chunks of its blob.
+
+    For a layer that is extracted while it downloads (``layer.path`` is not
+    read). The whole blob is consumed, so a download that verifies its digest
+    at the end gets to do so; the diff_id is checked as in :func:`unpack_layers`.
+    """
+    tar = gunzip_chunks(iter(blob), layer.media_type)
+    _extract_tar_stream(tar, layer, Path(dest), limits, on_bytes)
+    for _ in blob:  # whatever follows the last gzip member (nothing, in a valid layer)
+        pass
 
 
 def unpack_layers(

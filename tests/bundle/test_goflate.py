@@ -1,8 +1,12 @@
-"""Go's compress/gzip at BestSpeed in pure Python: byte identity with Go, streaming, round trips.
+"""Go's compress/gzip at BestSpeed: byte identity with Go, streaming, round trips.
 
 The expected bytes come from Go itself: ``tests/fixtures/goflate/vectors.json``
 holds the sha256 and length of Go 1.19's gzip.BestSpeed output for every
-input of ``make_inputs()`` (see the README next to it to regenerate).
+input of ``make_inputs()`` (see the README next to it to regenerate).  The
+tests of Go's bytes and of streaming run for both encoders: the pure-Python
+reference and the C one (``encoder`` fixture); the C one must be built
+(``pip install -e .``).  ``test_goflate_native.py`` compares the two on many
+more inputs.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from hypothesis import strategies as st
 from lockresolve.goflate import (
     GZIP_HEADER,
     GoGzipCompressor,
+    PureGoGzipCompressor,
     ZlibGzipCompressor,
     go_gzip,
     gzip_compressor,
 )
 from lockresolve.goflate import pure as goflate
 from tests.fixtures.goflate.regen import WINDOW, make_inputs, yaml_text
+from tests.support.goflate_encoders import ENCODER_NAMES, Encoder, encode, encoder_class
 
 VECTORS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "goflate" / "vectors.json"
 VECTORS: dict[str, dict[str, int | str]] = json.loads(VECTORS_FILE.read_text())["vectors"]
@@ -36,6 +42,11 @@ VECTORS: dict[str, dict[str, int | str]] = json.loads(VECTORS_FILE.read_text())[
 @pytest.fixture(scope="module")
 def inputs() -> dict[str, bytes]:
     return make_inputs()
+
+
+@pytest.fixture(params=ENCODER_NAMES)
+def encoder(request: pytest.FixtureRequest) -> Encoder:
+    return encoder_class(request.param)
 
 
 def _chunked(compressor: goflate.GzipCompressor, data: bytes, sizes: list[int]) -> bytes:
@@ -61,17 +72,19 @@ def test_vectors_describe_these_inputs(inputs: dict[str, bytes]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(VECTORS))
-def test_output_is_byte_identical_to_go(name: str, inputs: dict[str, bytes]) -> None:
+def test_output_is_byte_identical_to_go(
+    name: str, inputs: dict[str, bytes], encoder: Encoder
+) -> None:
     data = inputs[name]
-    out = go_gzip(data)
+    out = encode(encoder, data)
     assert len(out) == VECTORS[name]["gzip_len"]
     assert hashlib.sha256(out).hexdigest() == VECTORS[name]["gzip_sha256"]
     assert gzip.decompress(out) == data
 
 
-def test_empty_input_is_header_final_empty_stored_block_and_trailer() -> None:
+def test_empty_input_is_header_final_empty_stored_block_and_trailer(encoder: Encoder) -> None:
     expected = GZIP_HEADER + bytes.fromhex("010000ffff") + bytes(8)
-    assert go_gzip(b"") == expected
+    assert encode(encoder, b"") == expected
     assert hashlib.sha256(expected).hexdigest() == VECTORS["empty"]["gzip_sha256"]
 
 
@@ -120,21 +133,23 @@ def test_compress_after_flush_is_refused(kind: str) -> None:
 # --- streaming ---------------------------------------------------------------------------
 
 
-def test_output_does_not_depend_on_write_sizes(inputs: dict[str, bytes]) -> None:
+def test_output_does_not_depend_on_write_sizes(inputs: dict[str, bytes], encoder: Encoder) -> None:
     data = inputs["mixed-3m"][:400_000]
-    whole = go_gzip(data)
+    whole = encode(encoder, data)
     rng = random.Random(11)
     for sizes in (
         [1, 17, 1000, WINDOW - 1, WINDOW, WINDOW + 1, 200_000, 0, 3],
         [rng.randint(0, 150_000) or 1 for _ in range(20)],
         [len(data)],
     ):
-        assert _chunked(GoGzipCompressor(), data, sizes) == whole
+        assert _chunked(encoder(), data, sizes) == whole
 
 
-def test_compressed_windows_come_out_before_flush(inputs: dict[str, bytes]) -> None:
+def test_compressed_windows_come_out_before_flush(
+    inputs: dict[str, bytes], encoder: Encoder
+) -> None:
     data = inputs["yaml-300k"]
-    compressor = GoGzipCompressor()
+    compressor = encoder()
     early = compressor.compress(data[: 3 * WINDOW + 10])
     # Three full windows are encoded already: a decoder gets (almost) all of
     # them from the bytes returned so far.
@@ -142,7 +157,7 @@ def test_compressed_windows_come_out_before_flush(inputs: dict[str, bytes]) -> N
     assert len(partial) >= 3 * WINDOW - 300
     assert data.startswith(partial)
     rest = compressor.compress(data[3 * WINDOW + 10 :]) + compressor.flush()
-    assert early + rest == go_gzip(data)
+    assert early + rest == encode(encoder, data)
 
 
 # --- round trips -------------------------------------------------------------------------
@@ -170,10 +185,15 @@ def test_round_trip(data: bytes, kind: str) -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(data=_data, sizes=st.lists(st.integers(1, 3 * WINDOW), min_size=1, max_size=8))
-def test_round_trip_chunked_equals_one_shot(data: bytes, sizes: list[int]) -> None:
-    out = _chunked(GoGzipCompressor(), data, sizes)
-    assert out == go_gzip(data)
+@given(
+    data=_data,
+    sizes=st.lists(st.integers(1, 3 * WINDOW), min_size=1, max_size=8),
+    name=st.sampled_from(ENCODER_NAMES),
+)
+def test_round_trip_chunked_equals_one_shot(data: bytes, sizes: list[int], name: str) -> None:
+    encoder = encoder_class(name)
+    out = _chunked(encoder(), data, sizes)
+    assert out == encode(PureGoGzipCompressor, data)
     assert gzip.decompress(out) == data
 
 

@@ -1,9 +1,12 @@
 """``pull``: a bundle or image to a directory, safely, with imgpkg's relocation of ``images.yml``.
 
-Everything is assembled in a staging directory next to ``-o``: the layers
-are downloaded (verified against their digests by the client) to temporary
-files, extracted in a worker thread through the safe extractor (each layer's
-diff_id checked against the config), ``images.yml`` is read strictly and
+Everything is assembled in a staging directory next to ``-o``: a one-layer
+image (every bundle) is extracted while it downloads, its chunks handed to
+the safe extractor in a worker thread (the client checks the blob's digest at
+the end, the extractor the diff_id); the layers of a multi-layer image are
+downloaded (verified against their digests by the client) to temporary
+files, then extracted in a worker thread through the safe extractor (each
+layer's diff_id checked against the config), ``images.yml`` is read strictly and
 rewritten when relocated, nested bundles are pulled for ``--recursive``, and
 only then is the staging directory moved to ``-o``. A refusal or failure at
 any point leaves ``-o`` as it was. A non-empty ``-o`` is replaced only with
@@ -29,10 +32,10 @@ import anyio
 import anyio.to_thread
 
 from lockresolve.bundle.extract import replace_directory, staging_directory
+from lockresolve.bundle.fetchimage import extract_image
 from lockresolve.bundle.locations import fetch_locations
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
-from lockresolve.bundle.unpack import DownloadedLayer, unpack_layers
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError, UsageError
 from lockresolve.fsutil import atomic_write
 from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry
@@ -182,52 +185,16 @@ async def pull(
     return result
 
 
-async def _download_layers(
-    ctx: _Context, image: RemoteImage, directory: Path
-) -> list[DownloadedLayer]:
-    descriptors = image.layers
-    diff_ids = image.diff_ids
-    layers = [
-        DownloadedLayer(
-            path=directory / f"{i}-{d.digest.replace(':', '-')}",
-            digest=d.digest,
-            media_type=d.media_type,
-            diff_id=diff_ids[i] if i < len(diff_ids) else None,
-        )
-        for i, d in enumerate(descriptors)
-    ]
-    for d in descriptors:
-        ctx.progress.expect(d.size)
-
-    async def fetch(layer: DownloadedLayer) -> None:
-        async with await anyio.open_file(layer.path, "wb") as fh:
-            async for chunk in ctx.client.get_blob(
-                image.ref.registry, image.ref.repository, layer.digest
-            ):
-                await fh.write(chunk)
-                ctx.progress.advance(len(chunk))
-
-    async with anyio.create_task_group() as tg:
-        for layer in layers:
-            tg.start_soon(fetch, layer)
-    return layers
-
-
 async def _extract_image(ctx: _Context, image: RemoteImage, dest: Path, indent: str) -> None:
-    directory = Path(tempfile.mkdtemp(prefix="layers-", dir=ctx.workdir))
-    layers = await _download_layers(ctx, image, directory)
-    total = len(layers)
-    lines: list[str] = []
-
-    def note(index: int, layer: DownloadedLayer) -> None:
-        lines.append(f"{indent}Extracting layer '{layer.digest}' ({index + 1}/{total})")
-
-    dest.mkdir(parents=True, exist_ok=True)
-    await anyio.to_thread.run_sync(lambda: unpack_layers(layers, dest, on_layer=note))
-    for line in lines:
-        ctx.on_line(line)
-    for layer in layers:
-        layer.path.unlink(missing_ok=True)
+    await extract_image(
+        ctx.client,
+        image,
+        dest,
+        workdir=ctx.workdir,
+        progress=ctx.progress,
+        on_line=ctx.on_line,
+        indent=indent,
+    )
 
 
 async def _relocation(

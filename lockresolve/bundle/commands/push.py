@@ -33,7 +33,6 @@ from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.transfer import file_body, push_blob
 from lockresolve.bundle.validate import refuse_bundle_as_image, validate_bundle
 from lockresolve.errors import BundleError, InvalidReferenceError
-from lockresolve.lock import BundleLock
 from lockresolve.mediatypes import DOCKER_MANIFEST_SCHEMA2
 from lockresolve.reference import DEFAULT_TAG, Reference
 from lockresolve.registry.client import RegistryClient
@@ -113,6 +112,10 @@ async def push(
         progress=progress,
     )
     if lock_output is not None:
+        # Imported here: the lock writer brings the YAML stack (~0.3 s, ~3 MB),
+        # which a push without --lock-output does not need.
+        from lockresolve.lock import BundleLock
+
         BundleLock(image=result.image, tag=result.tag).write(lock_output)
     return result
 
