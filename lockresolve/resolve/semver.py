@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SemverError", "Version", "parse_range", "parse_version", "select_tag"]
+__all__ = [
+    "SemverError",
+    "Version",
+    "parse_range",
+    "parse_version",
+    "select_tag",
+    "tag_satisfies",
+]
 
 _NUMBERS = frozenset("0123456789")
 _ALPHANUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789")
@@ -319,3 +326,22 @@ def select_tag(
         if best is None or version.compare(best[1]) >= 0:
             best = (tag, version)
     return None if best is None else best[0]
+
+
+def tag_satisfies(
+    tag: str, constraints: str = "", prereleases: Sequence[str] | None = None
+) -> bool:
+    """Whether :func:`select_tag` could pick ``tag`` under these settings (a pin's check).
+
+    False for a tag that is no version, a prerelease that is not allowed, a
+    version outside ``constraints``, or ``constraints`` that do not parse.
+    """
+    version = _relaxed(tag)
+    if version is None or not _keep_prerelease(version, prereleases):
+        return False
+    if not constraints:
+        return True
+    try:
+        return parse_range(constraints)(version)
+    except SemverError:
+        return False
