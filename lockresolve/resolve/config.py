@@ -46,6 +46,7 @@ from lockresolve.resolve.configmodel import (
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION, ConfigDocument
 from lockresolve.resolve.godata import GoList, GoMap, describe_type, go_string_field
 from lockresolve.resolve.origins import origins_from_data, parse_origins
+from lockresolve.resolve.semver import SemverError, check_constraints
 
 __all__ = [
     "DEFAULT_RULE",
@@ -294,7 +295,14 @@ def _parse_tag_selection(r: _Reader, f: _Fields) -> TagSelection:
     if sf.get("prereleases") is not None:
         pf = r.fields(sf.get("prereleases"), _join(sf.where, "prereleases"), ("identifiers",))
         identifiers = r.strings(pf, "identifiers")
-    return TagSelection(SemverSelection(r.string(sf, "constraints"), identifiers))
+    constraints = r.string(sf, "constraints")
+    if constraints:
+        # kbld finds out only once the tags are listed; refusing it here names the line
+        try:
+            check_constraints(constraints)
+        except SemverError as exc:
+            raise r.fail_at(sf, "constraints", str(exc)) from None
+    return TagSelection(SemverSelection(constraints, identifiers))
 
 
 def _parse_platform(r: _Reader, f: _Fields) -> PlatformSelection:
