@@ -36,6 +36,7 @@ from lockresolve.errors import (
     InputError,
     InvalidReferenceError,
     LockresolveError,
+    ResolveFailed,
     UsageError,
 )
 from lockresolve.lock import (
@@ -176,10 +177,21 @@ class ResolveResult:
     def lock_entries(self) -> list[LockEntry]:
         return lock_entries(self.resolved)
 
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~lockresolve.errors.ResolveFailed` (listing every failure) if
+        any reference failed; a lock written then would silently lack those images."""
+        if self.failures:
+            raise ResolveFailed(self.failures)
+
     def images_lock_text(self) -> str:
+        """The ImagesLock; raises :class:`~lockresolve.errors.ResolveFailed` when
+        ``failures`` is not empty (see :meth:`raise_for_failures`)."""
+        self.raise_for_failures()
         return images_lock_text(self.lock_entries, origins=self.options.origins_annotation)
 
     def kbld_lock_text(self) -> str:
+        """The kbld Config lock; raises as :meth:`images_lock_text` does."""
+        self.raise_for_failures()
         return kbld_lock_text(self.lock_entries, search_rules_without_defaults(self.config))
 
     def final_lines(self) -> list[str]:
