@@ -18,6 +18,7 @@ import anyio
 
 from lockresolve.errors import InputError, UsageError
 from lockresolve.fsutil import atomic_write
+from lockresolve.interrupts import mark_committed
 from lockresolve.resolve.engine import (
     ResolveOptions,
     ResolveResult,
@@ -135,12 +136,13 @@ def run_resolve_command(
             print(line, file=sys.stderr)
         sys.stdout.write(result.output)
         sys.stdout.flush()
-    for plan in plans:
-        old = read_lock_text(plan.path)
-        if old == plan.text:
-            continue
-        atomic_write(plan.path, plan.text.encode("utf-8"), mode=0o600)
-        if quiet:
+    olds = [read_lock_text(plan.path) for plan in plans]
+    for plan, old in zip(plans, olds, strict=True):
+        if old != plan.text:
+            atomic_write(plan.path, plan.text.encode("utf-8"), mode=0o600)
+    mark_committed()  # every lock is in place: a Ctrl-C from now on undoes nothing
+    for plan, old in zip(plans, olds, strict=True):
+        if quiet and old != plan.text:
             _report(plan, old, after, "was updated" if old is not None else "was created")
     return 0
 
