@@ -126,6 +126,11 @@ def cli() -> None:
     is_flag=True,
     help="Print no documents and no 'resolve | final' lines; say what changed in the locks.",
 )
+@click.option(
+    "--keep-tag",
+    is_flag=True,
+    help="Write repo:tag@sha256:... in the documents instead of repo@sha256:... (locks unchanged).",
+)
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""

@@ -87,6 +87,7 @@ def run_resolve_command(
     update: bool = False,
     update_refs: Sequence[str] = (),
     quiet: bool = False,
+    keep_tag: bool = False,
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -104,6 +105,7 @@ def run_resolve_command(
         registry=settings,
         # --check and --quiet never print the documents: skip writing them
         render=not (check or quiet),
+        keep_tag=keep_tag,
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

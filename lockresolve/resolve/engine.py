@@ -64,6 +64,7 @@ from lockresolve.resolve.documents import (
     Resource,
     parse_source,
 )
+from lockresolve.resolve.keeptag import tagged_image
 from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
 from lockresolve.resolve.origins import origins_data
 from lockresolve.resolve.render import render_resource
@@ -126,6 +127,8 @@ class ResolveOptions:
     #: write the resolved documents (``ResolveResult.output``); False leaves ``output``
     #: empty, for callers that only want the locks (``--check``, ``--quiet``)
     render: bool = True
+    #: ``--keep-tag``: ``repo:tag@sha256:…`` in the documents (the locks are unchanged)
+    keep_tag: bool = False
 
 
 @dataclass(frozen=True)
@@ -334,15 +337,20 @@ async def resolve_inputs(
     unresolved: list[int] = []  # per resource, its references still being looked up
     waiting: dict[str, list[int]] = {}  # reference -> resources that wait for it
 
+    # what the documents show: the results, or with --keep-tag their tagged form
+    shown: dict[str, ResolvedImage] = {} if options.keep_tag else resolved
+
     def render(index: int) -> None:
         if options.render and not errors:
             rendered[index] = render_resource(
-                resources[index], rules, resolved, annotate=options.images_annotation
+                resources[index], rules, shown, annotate=options.images_annotation
             ).text
 
     async def resolve_one(ref: str) -> None:
         try:
             resolved[ref] = await resolver.resolve(ref)
+            if options.keep_tag:
+                shown[ref] = tagged_image(ref, resolved[ref])
         except LockresolveError as exc:
             message = exc.reason if isinstance(exc, InvalidReferenceError) else str(exc)
             # A value that is no image reference at all may be one on purpose: say how.
