@@ -131,6 +131,12 @@ def cli() -> None:
     is_flag=True,
     help="Write repo:tag@sha256:... in the documents instead of repo@sha256:... (locks unchanged).",
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Send no registry request: fail, listing them, for references not pinned by a "
+    "digest, a lock or a preresolved override.",
+)
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""

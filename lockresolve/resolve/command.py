@@ -88,6 +88,7 @@ def run_resolve_command(
     update_refs: Sequence[str] = (),
     quiet: bool = False,
     keep_tag: bool = False,
+    offline: bool = False,
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -106,6 +107,7 @@ def run_resolve_command(
         # --check and --quiet never print the documents: skip writing them
         render=not (check or quiet),
         keep_tag=keep_tag,
+        offline=offline,
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

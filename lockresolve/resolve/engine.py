@@ -68,7 +68,7 @@ from lockresolve.resolve.keeptag import tagged_image
 from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
 from lockresolve.resolve.origins import origins_data
 from lockresolve.resolve.render import render_resource
-from lockresolve.resolve.resolver import Resolver, parse_platform
+from lockresolve.resolve.resolver import ImageResolveError, Resolver, parse_platform
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
 from lockresolve.resolve.sources import SourceKind, SourceSpec, decode_source, expand_paths
 from lockresolve.resolve.walker import Occurrence, find_references
@@ -129,6 +129,8 @@ class ResolveOptions:
     render: bool = True
     #: ``--keep-tag``: ``repo:tag@sha256:…`` in the documents (the locks are unchanged)
     keep_tag: bool = False
+    #: ``--offline``: send no request; a reference that would need one is a failure
+    offline: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,10 @@ async def _read(spec: SourceSpec | TextInput, http: httpx.AsyncClient | None) ->
 
 
 async def _read_all(
-    inputs: Sequence[str | TextInput], own_lock: str | os.PathLike[str] | None = None
+    inputs: Sequence[str | TextInput],
+    own_lock: str | os.PathLike[str] | None = None,
+    *,
+    offline: bool = False,
 ) -> tuple[list[tuple[str, str]], set[int]]:
     """The text of every input, and which of them are the file ``own_lock``."""
     specs: list[SourceSpec | TextInput] = []
@@ -254,6 +259,9 @@ async def _read_all(
         and _same_file(spec.location, own_lock)
     }
     needs_http = any(isinstance(s, SourceSpec) and s.kind is SourceKind.URL for s in specs)
+    if needs_http and offline:
+        url = next(s.name for s in specs if isinstance(s, SourceSpec) and s.kind is SourceKind.URL)
+        raise UsageError(f"--offline: -f {url} would be fetched over the network")
     http: httpx.AsyncClient | None = None
     if needs_http:
         import httpx
@@ -298,7 +306,7 @@ async def resolve_inputs(
     platform: PlatformSelection | None = (
         parse_platform(options.platform) if options.platform else None
     )
-    texts, own_lock = await _read_all(inputs, options.own_lock)
+    texts, own_lock = await _read_all(inputs, options.own_lock, offline=options.offline)
     if not texts:
         raise UsageError("no input files (give -f with a file, directory, '-' or URL)")
 
@@ -321,6 +329,8 @@ async def resolve_inputs(
 
     def open_client() -> RegistryClient:
         nonlocal session
+        if options.offline:
+            raise ImageResolveError(_OFFLINE_REASON)
         if session is None:
             session = options.registry.client()
         return session
@@ -423,6 +433,11 @@ def _parses(ref: str) -> bool:
         return False
     return True
 
+
+_OFFLINE_REASON = (
+    "not pinned, and --offline sends no request (pin it by digest, by an ImagesLock or a "
+    "preresolved override given with -f, or by the --imgpkg-lock-output lock)"
+)
 
 _EXCLUDE_HINT = (
     " (if this value is not an image on purpose, exclude it with a search rule whose "
