@@ -137,6 +137,14 @@ def cli() -> None:
     help="Send no registry request: fail, listing them, for references not pinned by a "
     "digest, a lock or a preresolved override.",
 )
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave references matching this shell-style pattern (as written or normalised) "
+    "as they are, out of the locks; repeatable.",
+)
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""

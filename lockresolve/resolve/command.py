@@ -89,6 +89,7 @@ def run_resolve_command(
     quiet: bool = False,
     keep_tag: bool = False,
     offline: bool = False,
+    excludes: Sequence[str] = (),
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -108,6 +109,7 @@ def run_resolve_command(
         render=not (check or quiet),
         keep_tag=keep_tag,
         offline=offline,
+        excludes=tuple(excludes),
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

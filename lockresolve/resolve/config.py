@@ -191,6 +191,7 @@ _CONFIG_FIELDS = (
     "destinations",
     "keys",
     "searchRules",
+    "excludes",  # lockresolve's extension (kind Config only)
 )
 
 
@@ -439,7 +440,21 @@ def config_from_document(doc: ConfigDocument) -> Config:
         ),
         keys=keys,
         search_rules=_parse_rules(r, f, "searchRules"),
+        excludes=_parse_excludes(r, f, doc.kind),
     )
+
+
+def _parse_excludes(r: _Reader, f: _Fields, kind: str) -> tuple[str, ...]:
+    """lockresolve's ``excludes: [PATTERN, ...]`` (docs/resolve.md, "Exclusions")."""
+    if f.get("excludes") is None:
+        return ()
+    if kind != "Config":
+        raise r.fail_at(f, "excludes", "excludes is a lockresolve extension of kind Config only")
+    patterns = r.strings(f, "excludes")
+    for i, pattern in enumerate(patterns):
+        if not pattern:
+            raise r.fail(f"excludes[{i}]", "Expected to be non-empty", f.get("excludes"), str(i))
+    return patterns
 
 
 def config_from_images_lock(doc: ConfigDocument) -> Config:

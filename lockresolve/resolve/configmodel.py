@@ -179,6 +179,8 @@ class Config:
     destinations: tuple[Destination, ...] = ()
     keys: tuple[str, ...] = ()
     search_rules: tuple[SearchRule, ...] = ()
+    #: lockresolve's ``excludes:`` (shell-style patterns of references left alone)
+    excludes: tuple[str, ...] = ()
 
     def merge(self, other: Config) -> Config:
         """This config followed by ``other`` (kbld keeps configs in input order)."""
@@ -190,6 +192,7 @@ class Config:
             destinations=self.destinations + other.destinations,
             keys=self.keys + other.keys,
             search_rules=self.search_rules + other.search_rules,
+            excludes=self.excludes + other.excludes,
         )
 
     def override_for(self, url: str) -> Override | None:

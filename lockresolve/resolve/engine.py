@@ -64,6 +64,7 @@ from lockresolve.resolve.documents import (
     Resource,
     parse_source,
 )
+from lockresolve.resolve.exclude import Exclusions
 from lockresolve.resolve.keeptag import tagged_image
 from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
 from lockresolve.resolve.origins import origins_data
@@ -131,6 +132,9 @@ class ResolveOptions:
     keep_tag: bool = False
     #: ``--offline``: send no request; a reference that would need one is a failure
     offline: bool = False
+    #: ``--exclude``: shell-style patterns of references to leave as written (and the
+    #: ``excludes:`` of the configuration, added to these)
+    excludes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -323,6 +327,8 @@ async def resolve_inputs(
     ]
     config = _image_map_overrides(options.image_map).merge(load_config(configs))
     rules = search_rules(config)
+    exclusions = Exclusions((*options.excludes, *config.excludes))
+    skip = exclusions.match if exclusions else None
 
     own_client = client is None
     session: RegistryClient | None = client
@@ -353,7 +359,7 @@ async def resolve_inputs(
     def render(index: int) -> None:
         if options.render and not errors:
             rendered[index] = render_resource(
-                resources[index], rules, shown, annotate=options.images_annotation
+                resources[index], rules, shown, annotate=options.images_annotation, skip=skip
             ).text
 
     async def resolve_one(ref: str) -> None:
@@ -382,9 +388,13 @@ async def resolve_inputs(
                         index = len(resources)
                         resources.append(resource)
                         found = find_references((resource,), rules)
-                        occurrences.extend(found.occurrences)
+                        occurrences.extend(
+                            o for o in found.occurrences if skip is None or not skip(o.ref)
+                        )
                         unresolved.append(0)
                         for ref in found.distinct:
+                            if skip is not None and skip(ref):
+                                continue
                             if ref not in started:
                                 started.add(ref)
                                 tg.start_soon(resolve_one, ref)

@@ -28,7 +28,7 @@ ways give the same text over the conformance inputs and the corpus.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lockresolve.errors import InputError
@@ -616,18 +616,22 @@ def render_resource(
     resolved: Mapping[str, ResolvedImage],
     *,
     annotate: bool = True,
+    skip: Callable[[str], bool] | None = None,
 ) -> Rendered:
     """The output for one resource: ``---`` + its text with images resolved.
 
     ``resolved`` maps every reference as written to its result; a reference
-    missing from it raises :class:`LookupError` (the engine's bug, not the user's).
+    missing from it raises :class:`LookupError` (the engine's bug, not the user's),
+    unless ``skip`` says to leave it as written (``--exclude``).
     """
     data = copy_data(res.data)
     images: list[ResolvedImage] = []
 
-    def visit(ref: str, _line: int) -> str:
+    def visit(ref: str, _line: int) -> str | None:
         image = resolved.get(ref)
         if image is None:
+            if skip is not None and skip(ref):
+                return None
             raise LookupError(f"Expected to find image for '{ref}'")
         images.append(image)
         return image.url
