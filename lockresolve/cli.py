@@ -145,6 +145,11 @@ def cli() -> None:
     help="Leave references matching this shell-style pattern (as written or normalised) "
     "as they are, out of the locks; repeatable.",
 )
+@click.option(
+    "--verify-digests",
+    is_flag=True,
+    help="Also check with one HEAD each that every digest written or kept exists.",
+)
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""

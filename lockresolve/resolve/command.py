@@ -90,6 +90,7 @@ def run_resolve_command(
     keep_tag: bool = False,
     offline: bool = False,
     excludes: Sequence[str] = (),
+    verify_digests: bool = False,
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -110,6 +111,7 @@ def run_resolve_command(
         keep_tag=keep_tag,
         offline=offline,
         excludes=tuple(excludes),
+        verify_digests=verify_digests,
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

@@ -135,6 +135,8 @@ class ResolveOptions:
     #: ``--exclude``: shell-style patterns of references to leave as written (and the
     #: ``excludes:`` of the configuration, added to these)
     excludes: tuple[str, ...] = ()
+    #: ``--verify-digests``: one HEAD per digest the results hold (pins included)
+    verify_digests: bool = False
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,8 @@ async def resolve_inputs(
     session (for example with a push that follows).
     """
     options = options or ResolveOptions()
+    if options.offline and options.verify_digests:
+        raise UsageError("--verify-digests asks the registry; it cannot be used with --offline")
     platform: PlatformSelection | None = (
         parse_platform(options.platform) if options.platform else None
     )
@@ -407,6 +411,10 @@ async def resolve_inputs(
                 # A file that does not parse: stop the lookups already under way.
                 input_error = exc
                 tg.cancel_scope.cancel()
+        if options.verify_digests and resolved and input_error is None and not errors:
+            from lockresolve.resolve.verify import verify_digests
+
+            errors.update(await verify_digests(open_client(), resolved))
     finally:
         if own_client and session is not None:
             await session.aclose()
