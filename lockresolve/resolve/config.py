@@ -45,6 +45,7 @@ from lockresolve.resolve.configmodel import (
 )
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION, ConfigDocument
 from lockresolve.resolve.godata import GoList, GoMap, describe_type, go_string_field
+from lockresolve.resolve.matchers import MATCHER_KINDS, ResourceMatcher
 from lockresolve.resolve.origins import origins_from_data, parse_origins
 from lockresolve.resolve.semver import SemverError, check_constraints
 
@@ -255,8 +256,49 @@ def _parse_strategy(r: _Reader, f: _Fields) -> UpdateStrategy:
     return strategy
 
 
+def _parse_matcher(r: _Reader, value: object, where: str) -> ResourceMatcher:
+    """One kapp resource matcher: exactly one of :data:`MATCHER_KINDS`."""
+    f = r.fields(value, where, MATCHER_KINDS)
+    given = [k for k in MATCHER_KINDS if k in f.values]
+    if len(given) != 1:
+        raise r.fail(where, f"expected exactly one of {', '.join(MATCHER_KINDS)}", value)
+    kind = given[0]
+    inner = _join(where, kind)
+    field_names = {
+        "allMatcher": (),
+        "anyMatcher": ("matchers",),
+        "andMatcher": ("matchers",),
+        "notMatcher": ("matcher",),
+        "apiVersionKindMatcher": ("apiVersion", "kind"),
+        "kindNamespaceNameMatcher": ("kind", "namespace", "name"),
+        "hasAnnotationMatcher": ("keys",),
+    }[kind]
+    body = f.get(kind)
+    mf = r.fields({} if body is None and kind == "allMatcher" else body, inner, field_names)
+    if kind in ("anyMatcher", "andMatcher"):
+        children = tuple(_parse_matcher(r, item, w) for w, item, _, _ in r.items(mf, "matchers"))
+        if not children:
+            raise r.fail_at(f, kind, "matchers: expected at least one matcher")
+        return ResourceMatcher(kind, children=children)
+    if kind == "notMatcher":
+        if mf.get("matcher") is None:
+            raise r.fail_at(f, kind, "matcher: expected a matcher")
+        return ResourceMatcher(kind, children=(_parse_matcher(r, mf.get("matcher"), inner),))
+    if kind == "hasAnnotationMatcher":
+        keys = r.strings(mf, "keys")
+        if not keys:
+            raise r.fail_at(f, kind, "keys: expected at least one annotation key")
+        return ResourceMatcher(kind, keys=keys)
+    fields = tuple((n, r.string(mf, n)) for n in field_names if mf.get(n) is not None)
+    if kind == "apiVersionKindMatcher" and len(fields) != 2:
+        raise r.fail_at(f, kind, "expected apiVersion and kind")
+    if kind == "kindNamespaceNameMatcher" and not fields:
+        raise r.fail_at(f, kind, "expected kind, namespace or name")
+    return ResourceMatcher(kind, fields=fields)
+
+
 def _parse_rule(r: _Reader, value: object, where: str) -> SearchRule:
-    f = r.fields(value, where, ("keyMatcher", "valueMatcher", "updateStrategy"))
+    f = r.fields(value, where, ("keyMatcher", "valueMatcher", "updateStrategy", "resourceMatchers"))
     key_matcher = value_matcher = None
     if f.get("keyMatcher") is not None:
         kf = r.fields(f.get("keyMatcher"), _join(where, "keyMatcher"), ("name", "path"))
@@ -277,7 +319,10 @@ def _parse_rule(r: _Reader, value: object, where: str) -> SearchRule:
     if key_matcher is None and value_matcher is None:
         raise r.fail(where, "Expected KeyMatcher or ValueMatcher to be non-empty", value)
     strategy = _parse_strategy(r, f) if f.get("updateStrategy") is not None else None
-    return SearchRule(key_matcher, value_matcher, strategy)
+    matchers = tuple(_parse_matcher(r, item, w) for w, item, _, _ in r.items(f, "resourceMatchers"))
+    if f.get("resourceMatchers") is not None and not matchers:
+        raise r.fail_at(f, "resourceMatchers", "expected at least one matcher")
+    return SearchRule(key_matcher, value_matcher, strategy, matchers)
 
 
 def _parse_image_ref(r: _Reader, f: _Fields) -> tuple[str, str]:

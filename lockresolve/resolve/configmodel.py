@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockresolve.resolve.imageref import url_repo
 
@@ -96,6 +97,9 @@ class SearchRule:
     key_matcher: KeyMatcher | None = None
     value_matcher: ValueMatcher | None = None
     update_strategy: UpdateStrategy | None = None
+    #: lockresolve's ``resourceMatchers`` (``resolve.matchers.ResourceMatcher``); empty:
+    #: the rule applies in every resource, as kbld's
+    resource_matchers: tuple[Any, ...] = ()
 
     @property
     def strategy(self) -> UpdateStrategy:

@@ -54,6 +54,7 @@ from lockresolve.resolve.config import (
     Config,
     Override,
     PlatformSelection,
+    SearchRule,
     load_config,
     parse_origins,
 )
@@ -66,6 +67,7 @@ from lockresolve.resolve.documents import (
 )
 from lockresolve.resolve.exclude import Exclusions
 from lockresolve.resolve.keeptag import tagged_image
+from lockresolve.resolve.matchers import rules_for
 from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
 from lockresolve.resolve.origins import origins_data
 from lockresolve.resolve.render import render_resource
@@ -351,6 +353,7 @@ async def resolve_inputs(
     occurrences: list[Occurrence] = []
     started: set[str] = set()
     resources: list[Resource] = []
+    resource_rules: list[Sequence[SearchRule]] = []  # per resource (resourceMatchers)
     # Each resource is rendered as soon as its last reference is resolved, while
     # other lookups are still waiting on the network, not all at the end.
     rendered: dict[int, str] = {}
@@ -363,7 +366,11 @@ async def resolve_inputs(
     def render(index: int) -> None:
         if options.render and not errors:
             rendered[index] = render_resource(
-                resources[index], rules, shown, annotate=options.images_annotation, skip=skip
+                resources[index],
+                resource_rules[index],
+                shown,
+                annotate=options.images_annotation,
+                skip=skip,
             ).text
 
     async def resolve_one(ref: str) -> None:
@@ -391,7 +398,9 @@ async def resolve_inputs(
                     for resource in source.resources:
                         index = len(resources)
                         resources.append(resource)
-                        found = find_references((resource,), rules)
+                        here = rules_for(rules, resource.data)
+                        resource_rules.append(here)
+                        found = find_references((resource,), here)
                         occurrences.extend(
                             o for o in found.occurrences if skip is None or not skip(o.ref)
                         )
