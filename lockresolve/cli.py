@@ -197,8 +197,6 @@ def resolve_command(**kwargs: Any) -> None:
     is_flag=True,
     help="Exit 1 when anything moved or has newer tags (as git diff --exit-code).",
 )
-@click.option("--kustomize", is_flag=True, help="Also check kustomize images: entries.")
-@click.option("--helm-values", is_flag=True, help="Also check repository/tag maps (Helm values).")
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def outdated_command(**kwargs: Any) -> None:
     """Report pinned tags that moved, and newer versions in their repositories."""

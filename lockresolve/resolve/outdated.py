@@ -259,8 +259,6 @@ def run_outdated_command(
     imgpkg_lock_output: str | None,
     output: str,
     exit_code: bool,
-    kustomize: bool = False,
-    helm_values: bool = False,
 ) -> int:
     """``lockresolve outdated`` as the CLI runs it; returns the exit status."""
     import sys
@@ -273,8 +271,6 @@ def run_outdated_command(
         registry=settings,
         pins=load_pins(imgpkg_lock_output),
         own_lock=imgpkg_lock_output,
-        kustomize=kustomize,
-        helm_values=helm_values,
     )
     report: OutdatedReport = anyio.run(find_outdated, list(files), options)
     if report.failures:

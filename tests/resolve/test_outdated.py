@@ -178,33 +178,3 @@ def test_a_missing_tag_is_one_error_line(
         f"- Checking image '{registry.host}/outdated/none:1.0.0' ({cfg}:2): "
     )
     assert len(lines) == 2
-
-
-def test_kustomize_digest_written_beside_the_tag(
-    registry: Registry, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """The pin is the digest the file holds (written by resolve --kustomize)."""
-    h = registry.host
-    push_tag(registry, "outdated/kz", "1.0.0", "kz-1")
-    path = tmp_path / "kustomization.yaml"
-    path.write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
-        f"- name: app\n  newName: {h}/outdated/kz\n  newTag: 1.0.0\n"
-    )
-    code, out, err = run_cli(["-f", str(path), "--kustomize"], capfd)
-    assert code == 0, err
-    path.write_text(out.removeprefix("---\n"))
-    pinned = out.split("digest: ")[1].strip()
-    moved = push_tag(registry, "outdated/kz", "1.0.0", "kz-1-again")
-    push_tag(registry, "outdated/kz", "1.1.0", "kz-1.1")
-    code, out, err = run_cli(
-        ["outdated", "-f", str(path), "--kustomize", "--output", "json", "--exit-code"], capfd
-    )
-    assert code == 1, err
-    (entry,) = json.loads(out)
-    assert entry["reference"] == f"{h}/outdated/kz:1.0.0@{pinned}"
-    assert entry["line"] == 4
-    assert entry["pinned"] == f"{h}/outdated/kz@{pinned}"
-    assert entry["current"] == f"{h}/outdated/kz@{moved}"
-    assert entry["moved"] is True
-    assert entry["newer"] == ["1.1.0"]
