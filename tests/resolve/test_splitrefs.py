@@ -149,24 +149,3 @@ def test_helm_values_that_do_not_join_are_reported(
         f"- Resolving image 'other.image' ({path}:6): 'Bad/Name:v1' is not an image reference: "
         + lines[2].split("is not an image reference: ", 1)[1],
     ]
-
-
-def test_helm_values_crlf_and_comments_kept(
-    registry: Registry, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    h = registry.host
-    d = push_tag(registry, "helm/crlf", "2.1.0", "helm-crlf")
-    text = (
-        "# values\r\nimage:\r\n  repository: helm/crlf  # the app\r\n"
-        f"  registry: '{h}'\r\n  tag: \"2.1.0\"\r\n  pullPolicy: IfNotPresent  # last\r\n"
-        "replicas: 2\r\n"
-    )
-    path = tmp_path / "values.yaml"
-    path.write_bytes(text.encode())
-    lock = tmp_path / "images.yml"
-    code, out, err = run_cli(
-        ["-f", str(path), "--helm-values", "--imgpkg-lock-output", str(lock)], capfd
-    )
-    assert code == 0, err
-    assert out == "---\r\n" + text.replace("# last\r\n", f"# last\r\n  digest: {d}\r\n")
-    assert f"kbld.carvel.dev/id: {h}/helm/crlf:2.1.0\n" in lock.read_text()
