@@ -146,16 +146,6 @@ def cli() -> None:
     "as they are, out of the locks; repeatable.",
 )
 @click.option(
-    "--kustomize",
-    is_flag=True,
-    help="Resolve Kustomization/Component images: entries; pin them by writing digest:.",
-)
-@click.option(
-    "--helm-values",
-    is_flag=True,
-    help="Resolve maps with repository and tag (Helm values); write digest: beside the tag.",
-)
-@click.option(
     "--verify-digests",
     is_flag=True,
     help="Also check with one HEAD each that every digest written or kept exists.",

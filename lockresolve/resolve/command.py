@@ -91,8 +91,6 @@ def run_resolve_command(
     offline: bool = False,
     excludes: Sequence[str] = (),
     verify_digests: bool = False,
-    kustomize: bool = False,
-    helm_values: bool = False,
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -114,8 +112,6 @@ def run_resolve_command(
         offline=offline,
         excludes=tuple(excludes),
         verify_digests=verify_digests,
-        kustomize=kustomize,
-        helm_values=helm_values,
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)

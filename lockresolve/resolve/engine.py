@@ -68,7 +68,6 @@ from lockresolve.resolve.render import render_resource
 from lockresolve.resolve.resolver import ImageResolveError, Resolver, parse_platform
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
 from lockresolve.resolve.sources import SourceKind, SourceSpec, decode_source, expand_paths
-from lockresolve.resolve.splitrefs import FieldRef, Unjoinable, add_digests, field_refs
 from lockresolve.resolve.walker import Occurrence, find_references
 
 if TYPE_CHECKING:
@@ -134,10 +133,6 @@ class ResolveOptions:
     excludes: tuple[str, ...] = ()
     #: ``--verify-digests``: one HEAD per digest the results hold (pins included)
     verify_digests: bool = False
-    #: ``--kustomize`` / ``--helm-values``: references split into fields, pinned by
-    #: writing ``digest:`` (see :mod:`lockresolve.resolve.splitrefs`)
-    kustomize: bool = False
-    helm_values: bool = False
 
 
 @dataclass(frozen=True)
@@ -353,7 +348,6 @@ async def resolve_inputs(
     started: set[str] = set()
     resources: list[Resource] = []
     resource_rules: list[Sequence[SearchRule]] = []  # per resource (resourceMatchers)
-    resource_splits: list[list[FieldRef]] = []  # per resource (--kustomize, --helm-values)
     # Each resource is rendered as soon as its last reference is resolved, while
     # other lookups are still waiting on the network, not all at the end.
     rendered: dict[int, str] = {}
@@ -365,16 +359,13 @@ async def resolve_inputs(
 
     def render(index: int) -> None:
         if options.render and not errors:
-            text = render_resource(
+            rendered[index] = render_resource(
                 resources[index],
                 resource_rules[index],
                 shown,
                 annotate=options.images_annotation,
                 skip=skip,
             ).text
-            if resource_splits[index]:
-                text = add_digests(text, resources[index].source, resource_splits[index], resolved)
-            rendered[index] = text
 
     async def resolve_one(ref: str) -> None:
         try:
@@ -408,29 +399,7 @@ async def resolve_inputs(
                             o for o in found.occurrences if skip is None or not skip(o.ref)
                         )
                         unresolved.append(0)
-                        distinct = list(found.distinct)
-                        splits: list[FieldRef] = []
-                        if options.kustomize or options.helm_values:
-                            for split in field_refs(
-                                resource, kustomize=options.kustomize, helm=options.helm_values
-                            ):
-                                occurrences.append(
-                                    Occurrence(
-                                        split.name
-                                        if isinstance(split, Unjoinable)
-                                        else split.written,
-                                        resource.source,
-                                        split.line,
-                                    )
-                                )
-                                if isinstance(split, Unjoinable):
-                                    started.add(split.name)
-                                    errors[split.name] = split.reason
-                                elif skip is None or not skip(split.written):
-                                    splits.append(split)
-                                    distinct.append(split.written)
-                        resource_splits.append(splits)
-                        for ref in dict.fromkeys(distinct):
+                        for ref in found.distinct:
                             if skip is not None and skip(ref):
                                 continue
                             if ref not in started:
