@@ -57,9 +57,7 @@ def test_concurrency_defaults_follow_the_registry_core() -> None:
         command = cli.get_command(ctx, name)
         assert command is not None
         if any(p.name == "concurrency" for p in command.params):
-            expected = (
-                RESOLVE_CONCURRENCY if name in ("resolve", "outdated") else DEFAULT_CONCURRENCY
-            )
+            expected = RESOLVE_CONCURRENCY if name == "resolve" else DEFAULT_CONCURRENCY
             assert default(command) == expected, name
 
 
