@@ -161,43 +161,6 @@ def resolve_command(**kwargs: Any) -> None:
         raise SystemExit(code)
 
 
-@cli.command("outdated")
-@click.option(
-    "-f",
-    "--file",
-    "files",
-    multiple=True,
-    required=True,
-    help="File, directory, '-' or URL, as for resolve. Repeatable; commas split.",
-)
-@click.option(
-    "--imgpkg-lock-output",
-    type=click.Path(dir_okay=False),
-    help="The ImagesLock whose pins are compared (as resolve would read it).",
-)
-@click.option(
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="A table for people, or JSON.",
-)
-@click.option(
-    "--exit-code",
-    is_flag=True,
-    help="Exit 1 when anything moved or has newer tags (as git diff --exit-code).",
-)
-@registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
-def outdated_command(**kwargs: Any) -> None:
-    """Report pinned tags that moved, and newer versions in their repositories."""
-    from lockresolve.resolve.outdated import run_outdated_command
-
-    settings = settings_from_kwargs(kwargs)
-    code = run_outdated_command(settings=settings, **kwargs)
-    if code:
-        raise SystemExit(code)
-
-
 def _register_bundle_commands() -> None:
     from lockresolve.cli_bundle import copy_command, pull_command, push_command, tag_group
 
