@@ -150,3 +150,35 @@ def test_bad_matchers_name_the_file_and_line(
     assert err.startswith(f"lockresolve: error: {tmp_path / 'kbld.yml'}:4: Config searchRules[0]")
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_the_kbld_config_lock_keeps_the_matchers(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """--lock-output writes the rule with its resourceMatchers; read back, it gives the
+    same result (the lock given as input, offline)."""
+    matchers: list[object] = [JENKINS]
+    args = _inputs(tmp_path, matchers)
+    lock = tmp_path / "kbld.lock.yml"
+    # everything but jenkins fails offline: pin them with preresolved overrides first
+    pins = tmp_path / "pins.yml"
+    pins.write_text(
+        "apiVersion: kbld.k14s.io/v1alpha1\nkind: Config\noverrides:\n"
+        + "".join(
+            f"- image: {ref}\n  newImage: {ref.split(':')[0]}@sha256:{'b' * 64}\n"
+            "  preresolved: true\n"
+            for ref in sorted(ALL - {PACKAGES["jenkins"]})
+        )
+    )
+    code, _, err = run_cli([*args, "-f", str(pins), "--offline", "--lock-output", str(lock)], capfd)
+    assert code == 0, err
+    text = lock.read_text()
+    assert "resourceMatchers:\n  - kindNamespaceNameMatcher:\n" in text
+    assert "name: jenkins.tap.oss.8.1.7" in text
+    packages = corpus_dir() / "tap-oss-package-repo" / "packages"
+    code, out, err = run_cli(
+        ["-f", str(packages), "-f", str(tmp_path / "annotated.yml"), "-f", str(lock), "--offline"],
+        capfd,
+    )
+    assert code == 0, err
+    assert f"image: {PACKAGES['jenkins']}\n" in out
