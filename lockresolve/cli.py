@@ -6,7 +6,9 @@ commands so that ``lockresolve --version`` and ``--help`` start fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,17 +30,44 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C, carried past click (which answers KeyboardInterrupt with a blank line)."""
+
+
 class _DefaultGroup(click.Group):
     """``lockresolve -f x`` means ``lockresolve resolve -f x``, as kbld's root command."""
 
     default_command = "resolve"
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            raise click.UsageError(self._no_such_command(args[0]), ctx)
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = [self.default_command, *args]
         elif not args:
             args = ["--help"]
         return super().parse_args(ctx, args)
+
+    def _no_such_command(self, name: str) -> str:
+        """click's wording for an unknown command, with a suggestion as click gives
+        for a mistyped option (the default command takes no arguments, so a word
+        first is never meant for it)."""
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(self.commands), n=1)
+        if close:
+            return f"No such command {name!r}. Did you mean {close[0]!r}?"
+        commands = ", ".join(sorted(self.commands))
+        return (
+            f"No such command {name!r} (commands: {commands}; "
+            "without one, lockresolve resolves: lockresolve -f PATH)."
+        )
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -126,6 +155,30 @@ def cli() -> None:
     help="Print no documents and no 'resolve | final' lines; say what changed in the locks.",
 )
 @split_image_options
+@click.option(
+    "--keep-tag",
+    is_flag=True,
+    help="Write repo:tag@sha256:... in the documents instead of repo@sha256:... (locks unchanged).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Send no registry request: fail, listing them, for references not pinned by a "
+    "digest, a lock or a preresolved override.",
+)
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave references matching this shell-style pattern (as written or normalised) "
+    "as they are, out of the locks; repeatable.",
+)
+@click.option(
+    "--verify-digests",
+    is_flag=True,
+    help="Also check with one HEAD each that every digest written or kept exists.",
+)
 @registry_options(concurrency=32)  # RESOLVE_CONCURRENCY
 def resolve_command(**kwargs: Any) -> None:
     """Resolve image references in YAML to digests (kbld-compatible)."""
@@ -207,7 +260,9 @@ def _reported(group: BaseExceptionGroup[BaseException]) -> BaseException:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI and map every error to one line and an exit code."""
     from lockresolve.errors import LockresolveError, UsageError
+    from lockresolve.interrupts import is_committed, reset
 
+    reset()
     try:
         try:
             cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
@@ -216,17 +271,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             if leaf is group:
                 raise
             raise leaf from None
+        except _Interrupted:
+            raise KeyboardInterrupt from None
+        if argv is None:
+            # Done: a Ctrl-C while the interpreter shuts down changes nothing.
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        if is_committed():
+            sys.exit(0)  # the result is in place: the interruption undid nothing
+        click.echo("lockresolve: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAILURE)
-    except click.exceptions.Abort:
-        click.echo("lockresolve: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("lockresolve: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     except UsageError as exc:
         click.echo(f"lockresolve: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -40,9 +40,13 @@ def _run(settings: RegistrySettings, work: Callable[[RegistryClient], Awaitable[
     """``work`` under :func:`anyio.run`, with the run's one registry client."""
     import anyio
 
+    from lockresolve.interrupts import mark_committed
+
     async def run() -> T:
         async with settings.client() as client:
-            return await work(client)
+            result = await work(client)
+            mark_committed()  # written and complete: a later Ctrl-C exits 0
+            return result
 
     return anyio.run(run)
 

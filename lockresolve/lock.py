@@ -226,6 +226,10 @@ def rule_json(rule: SearchRule) -> dict[str, object]:
         out["valueMatcher"] = vm
     if rule.update_strategy is not None:
         out["updateStrategy"] = _strategy_json(rule.update_strategy)
+    if rule.resource_matchers:  # lockresolve's extension, written as given
+        from lockresolve.resolve.matchers import matcher_json
+
+        out["resourceMatchers"] = [matcher_json(m) for m in rule.resource_matchers]
     return out
 
 

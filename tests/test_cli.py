@@ -151,3 +151,42 @@ def test_an_image_kbld_would_build_is_refused_by_name(
     assert out == ""
     assert "Resolving image 'simple-app'" in err
     assert "does not build images" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["resolv", "-f", "packages/"], "resolve"),
+        (["pul", "-i", "x", "-o", "out"], "pull"),
+        (["tga", "ls", "-i", "x"], "tag"),
+        (["cpy", "-b", "x", "--to-tar", "t.tar"], "copy"),
+    ],
+)
+def test_a_mistyped_command_suggests_the_command(
+    argv: list[str], suggestion: str, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 15: not "Got unexpected extra argument (resolv)" from the default command."""
+    code, out, err = run(argv, capfd)
+    assert code == 2
+    assert out == ""
+    assert f"Error: No such command '{argv[0]}'. Did you mean '{suggestion}'?" in err
+    assert "unexpected extra argument" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_word_names_the_commands_and_the_default(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["deploy", "-f", "x.yml"], capfd)
+    assert code == 2
+    assert out == ""
+    assert (
+        "Error: No such command 'deploy' (commands: copy, pull, push, resolve, tag; "
+        "without one, lockresolve resolves: lockresolve -f PATH)." in err
+    )
+
+
+def test_options_first_still_mean_resolve(capfd: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--fil", "x.yml"], capfd)
+    assert code == 2
+    assert "No such option '--fil'. Did you mean '--file'?" in err

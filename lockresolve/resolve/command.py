@@ -19,6 +19,7 @@ import anyio
 
 from lockresolve.errors import InputError, UsageError
 from lockresolve.fsutil import atomic_write
+from lockresolve.interrupts import mark_committed
 from lockresolve.resolve.engine import (
     ResolveOptions,
     ResolveResult,
@@ -89,6 +90,10 @@ def run_resolve_command(
     update_refs: Sequence[str] = (),
     quiet: bool = False,
     fail_on_change: bool = False,
+    keep_tag: bool = False,
+    offline: bool = False,
+    excludes: Sequence[str] = (),
+    verify_digests: bool = False,
 ) -> int:
     """Run one resolve as the CLI does; returns the exit status (errors raise)."""
     del unresolved_inspect  # accepted for kbld compatibility
@@ -108,6 +113,10 @@ def run_resolve_command(
         render=not (check or quiet),
         split_kinds=split_kinds,
         digest_fields=not (update or update_refs),
+        keep_tag=keep_tag,
+        offline=offline,
+        excludes=tuple(excludes),
+        verify_digests=verify_digests,
     )
     result: ResolveResult = anyio.run(resolve_inputs, list(files), options)
     _log_stats(result)
@@ -140,14 +149,15 @@ def run_resolve_command(
             print(line, file=sys.stderr)
         sys.stdout.write(result.output)
         sys.stdout.flush()
+    olds = [read_lock_text(plan.path) for plan in plans]
     written: list[Path] = []
-    for plan in plans:
-        old = read_lock_text(plan.path)
-        if old == plan.text:
-            continue
-        atomic_write(plan.path, plan.text.encode("utf-8"), mode=0o600)
-        written.append(plan.path)
-        if quiet or fail_on_change:
+    for plan, old in zip(plans, olds, strict=True):
+        if old != plan.text:
+            atomic_write(plan.path, plan.text.encode("utf-8"), mode=0o600)
+            written.append(plan.path)
+    mark_committed()  # every lock is in place: a Ctrl-C from now on undoes nothing
+    for plan, old in zip(plans, olds, strict=True):
+        if (quiet or fail_on_change) and old != plan.text:
             _report(plan, old, after, "was updated" if old is not None else "was created")
     if fail_on_change and written:
         for path in written:

@@ -45,7 +45,9 @@ from lockresolve.resolve.configmodel import (
 )
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION, ConfigDocument
 from lockresolve.resolve.godata import GoList, GoMap, describe_type, go_string_field
+from lockresolve.resolve.matchers import MATCHER_KINDS, ResourceMatcher
 from lockresolve.resolve.origins import origins_from_data, parse_origins
+from lockresolve.resolve.semver import SemverError, check_constraints
 
 __all__ = [
     "DEFAULT_RULE",
@@ -190,6 +192,7 @@ _CONFIG_FIELDS = (
     "destinations",
     "keys",
     "searchRules",
+    "excludes",  # lockresolve's extension (kind Config only)
 )
 
 
@@ -253,8 +256,49 @@ def _parse_strategy(r: _Reader, f: _Fields) -> UpdateStrategy:
     return strategy
 
 
+def _parse_matcher(r: _Reader, value: object, where: str) -> ResourceMatcher:
+    """One kapp resource matcher: exactly one of :data:`MATCHER_KINDS`."""
+    f = r.fields(value, where, MATCHER_KINDS)
+    given = [k for k in MATCHER_KINDS if k in f.values]
+    if len(given) != 1:
+        raise r.fail(where, f"expected exactly one of {', '.join(MATCHER_KINDS)}", value)
+    kind = given[0]
+    inner = _join(where, kind)
+    field_names = {
+        "allMatcher": (),
+        "anyMatcher": ("matchers",),
+        "andMatcher": ("matchers",),
+        "notMatcher": ("matcher",),
+        "apiVersionKindMatcher": ("apiVersion", "kind"),
+        "kindNamespaceNameMatcher": ("kind", "namespace", "name"),
+        "hasAnnotationMatcher": ("keys",),
+    }[kind]
+    body = f.get(kind)
+    mf = r.fields({} if body is None and kind == "allMatcher" else body, inner, field_names)
+    if kind in ("anyMatcher", "andMatcher"):
+        children = tuple(_parse_matcher(r, item, w) for w, item, _, _ in r.items(mf, "matchers"))
+        if not children:
+            raise r.fail_at(f, kind, "matchers: expected at least one matcher")
+        return ResourceMatcher(kind, children=children)
+    if kind == "notMatcher":
+        if mf.get("matcher") is None:
+            raise r.fail_at(f, kind, "matcher: expected a matcher")
+        return ResourceMatcher(kind, children=(_parse_matcher(r, mf.get("matcher"), inner),))
+    if kind == "hasAnnotationMatcher":
+        keys = r.strings(mf, "keys")
+        if not keys:
+            raise r.fail_at(f, kind, "keys: expected at least one annotation key")
+        return ResourceMatcher(kind, keys=keys)
+    fields = tuple((n, r.string(mf, n)) for n in field_names if mf.get(n) is not None)
+    if kind == "apiVersionKindMatcher" and len(fields) != 2:
+        raise r.fail_at(f, kind, "expected apiVersion and kind")
+    if kind == "kindNamespaceNameMatcher" and not fields:
+        raise r.fail_at(f, kind, "expected kind, namespace or name")
+    return ResourceMatcher(kind, fields=fields)
+
+
 def _parse_rule(r: _Reader, value: object, where: str) -> SearchRule:
-    f = r.fields(value, where, ("keyMatcher", "valueMatcher", "updateStrategy"))
+    f = r.fields(value, where, ("keyMatcher", "valueMatcher", "updateStrategy", "resourceMatchers"))
     key_matcher = value_matcher = None
     if f.get("keyMatcher") is not None:
         kf = r.fields(f.get("keyMatcher"), _join(where, "keyMatcher"), ("name", "path"))
@@ -275,7 +319,10 @@ def _parse_rule(r: _Reader, value: object, where: str) -> SearchRule:
     if key_matcher is None and value_matcher is None:
         raise r.fail(where, "Expected KeyMatcher or ValueMatcher to be non-empty", value)
     strategy = _parse_strategy(r, f) if f.get("updateStrategy") is not None else None
-    return SearchRule(key_matcher, value_matcher, strategy)
+    matchers = tuple(_parse_matcher(r, item, w) for w, item, _, _ in r.items(f, "resourceMatchers"))
+    if f.get("resourceMatchers") is not None and not matchers:
+        raise r.fail_at(f, "resourceMatchers", "expected at least one matcher")
+    return SearchRule(key_matcher, value_matcher, strategy, matchers)
 
 
 def _parse_image_ref(r: _Reader, f: _Fields) -> tuple[str, str]:
@@ -294,7 +341,14 @@ def _parse_tag_selection(r: _Reader, f: _Fields) -> TagSelection:
     if sf.get("prereleases") is not None:
         pf = r.fields(sf.get("prereleases"), _join(sf.where, "prereleases"), ("identifiers",))
         identifiers = r.strings(pf, "identifiers")
-    return TagSelection(SemverSelection(r.string(sf, "constraints"), identifiers))
+    constraints = r.string(sf, "constraints")
+    if constraints:
+        # kbld finds out only once the tags are listed; refusing it here names the line
+        try:
+            check_constraints(constraints)
+        except SemverError as exc:
+            raise r.fail_at(sf, "constraints", str(exc)) from None
+    return TagSelection(SemverSelection(constraints, identifiers))
 
 
 def _parse_platform(r: _Reader, f: _Fields) -> PlatformSelection:
@@ -431,7 +485,21 @@ def config_from_document(doc: ConfigDocument) -> Config:
         ),
         keys=keys,
         search_rules=_parse_rules(r, f, "searchRules"),
+        excludes=_parse_excludes(r, f, doc.kind),
     )
+
+
+def _parse_excludes(r: _Reader, f: _Fields, kind: str) -> tuple[str, ...]:
+    """lockresolve's ``excludes: [PATTERN, ...]`` (docs/resolve.md, "Exclusions")."""
+    if f.get("excludes") is None:
+        return ()
+    if kind != "Config":
+        raise r.fail_at(f, "excludes", "excludes is a lockresolve extension of kind Config only")
+    patterns = r.strings(f, "excludes")
+    for i, pattern in enumerate(patterns):
+        if not pattern:
+            raise r.fail(f"excludes[{i}]", "Expected to be non-empty", f.get("excludes"), str(i))
+    return patterns
 
 
 def config_from_images_lock(doc: ConfigDocument) -> Config:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockresolve.resolve.imageref import url_repo
 
@@ -96,6 +97,9 @@ class SearchRule:
     key_matcher: KeyMatcher | None = None
     value_matcher: ValueMatcher | None = None
     update_strategy: UpdateStrategy | None = None
+    #: lockresolve's ``resourceMatchers`` (``resolve.matchers.ResourceMatcher``); empty:
+    #: the rule applies in every resource, as kbld's
+    resource_matchers: tuple[Any, ...] = ()
 
     @property
     def strategy(self) -> UpdateStrategy:
@@ -179,6 +183,8 @@ class Config:
     destinations: tuple[Destination, ...] = ()
     keys: tuple[str, ...] = ()
     search_rules: tuple[SearchRule, ...] = ()
+    #: lockresolve's ``excludes:`` (shell-style patterns of references left alone)
+    excludes: tuple[str, ...] = ()
 
     def merge(self, other: Config) -> Config:
         """This config followed by ``other`` (kbld keeps configs in input order)."""
@@ -190,6 +196,7 @@ class Config:
             destinations=self.destinations + other.destinations,
             keys=self.keys + other.keys,
             search_rules=self.search_rules + other.search_rules,
+            excludes=self.excludes + other.excludes,
         )
 
     def override_for(self, url: str) -> Override | None:

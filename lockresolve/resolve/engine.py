@@ -20,12 +20,10 @@ returned as data.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,14 +34,12 @@ from lockresolve.errors import (
     InputError,
     InvalidReferenceError,
     LockresolveError,
+    ResolveFailed,
     UsageError,
 )
 from lockresolve.lock import (
-    ID_ANNOTATION,
-    ORIGINS_ANNOTATION,
     images_lock_text,
     kbld_lock_text,
-    read_images_lock,
 )
 from lockresolve.reference import Reference
 from lockresolve.registry.model import RequestStats
@@ -53,8 +49,8 @@ from lockresolve.resolve.config import (
     Config,
     Override,
     PlatformSelection,
+    SearchRule,
     load_config,
-    parse_origins,
 )
 from lockresolve.resolve.documents import (
     IMAGES_LOCK_API_VERSION,
@@ -63,10 +59,13 @@ from lockresolve.resolve.documents import (
     Resource,
     parse_source,
 )
+from lockresolve.resolve.exclude import Exclusions
+from lockresolve.resolve.keeptag import tagged_image
+from lockresolve.resolve.matchers import rules_for
 from lockresolve.resolve.model import LockEntry, ResolvedImage, lock_entries
-from lockresolve.resolve.origins import origins_data
+from lockresolve.resolve.pins import load_pins, pins_from_images_lock, read_lock_text
 from lockresolve.resolve.render import render_resource
-from lockresolve.resolve.resolver import Resolver, parse_platform
+from lockresolve.resolve.resolver import ImageResolveError, Resolver, parse_platform
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
 from lockresolve.resolve.sources import SourceKind, SourceSpec, decode_source, expand_paths
 from lockresolve.resolve.splitimages import (
@@ -135,6 +134,15 @@ class ResolveOptions:
     split_kinds: frozenset[str] = frozenset()
     #: a written ``digest`` field pins its reference (False: ``--update``, re-resolve them)
     digest_fields: bool = True
+    #: ``--keep-tag``: ``repo:tag@sha256:…`` in the documents (the locks are unchanged)
+    keep_tag: bool = False
+    #: ``--offline``: send no request; a reference that would need one is a failure
+    offline: bool = False
+    #: ``--exclude``: shell-style patterns of references to leave as written (and the
+    #: ``excludes:`` of the configuration, added to these)
+    excludes: tuple[str, ...] = ()
+    #: ``--verify-digests``: one HEAD per digest the results hold (pins included)
+    verify_digests: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,10 +194,21 @@ class ResolveResult:
     def lock_entries(self) -> list[LockEntry]:
         return lock_entries(self.resolved)
 
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~lockresolve.errors.ResolveFailed` (listing every failure) if
+        any reference failed; a lock written then would silently lack those images."""
+        if self.failures:
+            raise ResolveFailed(self.failures)
+
     def images_lock_text(self) -> str:
+        """The ImagesLock; raises :class:`~lockresolve.errors.ResolveFailed` when
+        ``failures`` is not empty (see :meth:`raise_for_failures`)."""
+        self.raise_for_failures()
         return images_lock_text(self.lock_entries, origins=self.options.origins_annotation)
 
     def kbld_lock_text(self) -> str:
+        """The kbld Config lock; raises as :meth:`images_lock_text` does."""
+        self.raise_for_failures()
         return kbld_lock_text(self.lock_entries, search_rules_without_defaults(self.config))
 
     def final_lines(self) -> list[str]:
@@ -222,7 +241,10 @@ async def _read(spec: SourceSpec | TextInput, http: httpx.AsyncClient | None) ->
 
 
 async def _read_all(
-    inputs: Sequence[str | TextInput], own_lock: str | os.PathLike[str] | None = None
+    inputs: Sequence[str | TextInput],
+    own_lock: str | os.PathLike[str] | None = None,
+    *,
+    offline: bool = False,
 ) -> tuple[list[tuple[str, str]], set[int]]:
     """The text of every input, and which of them are the file ``own_lock``."""
     specs: list[SourceSpec | TextInput] = []
@@ -240,6 +262,9 @@ async def _read_all(
         and _same_file(spec.location, own_lock)
     }
     needs_http = any(isinstance(s, SourceSpec) and s.kind is SourceKind.URL for s in specs)
+    if needs_http and offline:
+        url = next(s.name for s in specs if isinstance(s, SourceSpec) and s.kind is SourceKind.URL)
+        raise UsageError(f"--offline: -f {url} would be fetched over the network")
     http: httpx.AsyncClient | None = None
     if needs_http:
         import httpx
@@ -281,10 +306,12 @@ async def resolve_inputs(
     session (for example with a push that follows).
     """
     options = options or ResolveOptions()
+    if options.offline and options.verify_digests:
+        raise UsageError("--verify-digests asks the registry; it cannot be used with --offline")
     platform: PlatformSelection | None = (
         parse_platform(options.platform) if options.platform else None
     )
-    texts, own_lock = await _read_all(inputs, options.own_lock)
+    texts, own_lock = await _read_all(inputs, options.own_lock, offline=options.offline)
     if not texts:
         raise UsageError("no input files (give -f with a file, directory, '-' or URL)")
 
@@ -301,12 +328,16 @@ async def resolve_inputs(
     ]
     config = _image_map_overrides(options.image_map).merge(load_config(configs))
     rules = search_rules(config)
+    exclusions = Exclusions((*options.excludes, *config.excludes))
+    skip = exclusions.match if exclusions else None
 
     own_client = client is None
     session: RegistryClient | None = client
 
     def open_client() -> RegistryClient:
         nonlocal session
+        if options.offline:
+            raise ImageResolveError(_OFFLINE_REASON)
         if session is None:
             session = options.registry.client()
         return session
@@ -317,6 +348,7 @@ async def resolve_inputs(
     occurrences: list[Occurrence] = []
     started: set[str] = set()
     resources: list[Resource] = []
+    resource_rules: list[Sequence[SearchRule]] = []  # per resource (resourceMatchers)
     # Each resource is rendered as soon as its last reference is resolved, while
     # other lookups are still waiting on the network, not all at the end.
     rendered: dict[int, str] = {}
@@ -325,6 +357,9 @@ async def resolve_inputs(
     splits: dict[int, tuple[SplitImage, ...]] = {}  # resource -> its images written as fields
     render_errors: list[LockresolveError] = []
     pinned_fields: dict[str, ResolvedImage] = {}  # joined reference -> its digest field's pin
+
+    # what the documents show: the results, or with --keep-tag their tagged form
+    shown: dict[str, ResolvedImage] = {} if options.keep_tag else resolved
 
     def render(index: int) -> None:
         if options.render and not errors:
@@ -336,12 +371,18 @@ async def resolve_inputs(
                     render_errors.append(exc)
                     return
             rendered[index] = render_resource(
-                resource, rules, resolved, annotate=options.images_annotation
+                resource,
+                resource_rules[index],
+                shown,
+                annotate=options.images_annotation,
+                skip=skip,
             ).text
 
     async def resolve_one(ref: str) -> None:
         try:
             resolved[ref] = pinned_fields.get(ref) or await resolver.resolve(ref)
+            if options.keep_tag:
+                shown[ref] = tagged_image(ref, resolved[ref])
         except LockresolveError as exc:
             message = exc.reason if isinstance(exc, InvalidReferenceError) else str(exc)
             # A value that is no image reference at all may be one on purpose: say how.
@@ -362,10 +403,18 @@ async def resolve_inputs(
                     for resource in source.resources:
                         index = len(resources)
                         resources.append(resource)
-                        found = find_references((resource,), rules)
-                        occurrences.extend(found.occurrences)
+                        here = rules_for(rules, resource.data)
+                        resource_rules.append(here)
+                        found = find_references((resource,), here)
+                        occurrences.extend(
+                            o for o in found.occurrences if skip is None or not skip(o.ref)
+                        )
                         distinct = found.distinct
-                        split = find_split_images(resource, options.split_kinds)
+                        split = tuple(
+                            image
+                            for image in find_split_images(resource, options.split_kinds)
+                            if skip is None or not skip(image.reference)
+                        )
                         if split:
                             splits[index] = split
                             if options.digest_fields and platform is None:
@@ -377,6 +426,8 @@ async def resolve_inputs(
                             )
                         unresolved.append(0)
                         for ref in distinct:
+                            if skip is not None and skip(ref):
+                                continue
                             if ref not in started:
                                 started.add(ref)
                                 tg.start_soon(resolve_one, ref)
@@ -389,6 +440,10 @@ async def resolve_inputs(
                 # A file that does not parse: stop the lookups already under way.
                 input_error = exc
                 tg.cancel_scope.cancel()
+        if options.verify_digests and resolved and input_error is None and not errors:
+            from lockresolve.resolve.verify import verify_digests
+
+            errors.update(await verify_digests(open_client(), resolved))
     finally:
         if own_client and session is not None:
             await session.aclose()
@@ -428,6 +483,11 @@ def _parses(ref: str) -> bool:
     return True
 
 
+_OFFLINE_REASON = (
+    "not pinned, and --offline sends no request (pin it by digest, by an ImagesLock or a "
+    "preresolved override given with -f, or by the --imgpkg-lock-output lock)"
+)
+
 _EXCLUDE_HINT = (
     " (if this value is not an image on purpose, exclude it with a search rule whose "
     "updateStrategy is none)"
@@ -454,145 +514,3 @@ def load_image_map(path: str | Path) -> dict[str, str]:
     ):
         raise InputError("expected a JSON object of strings", source=str(path))
     return data
-
-
-def read_lock_text(path: str | os.PathLike[str] | None) -> str | None:
-    """The text of an existing lock file, or None when there is none."""
-    if path is None:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the existing lock: {exc}", source=str(path)) from None
-
-
-def load_pins(
-    path: str | os.PathLike[str] | None,
-    *,
-    update: bool = False,
-    update_refs: Sequence[str] = (),
-) -> dict[str, ResolvedImage]:
-    """The pins an existing ImagesLock at ``path`` gives (for :attr:`ResolveOptions.pins`).
-
-    None when the file does not exist or with ``update``; the references in
-    ``update_refs`` (as written) are left out, so they are resolved again.
-    """
-    text = None if update else read_lock_text(path)
-    if text is None:
-        return {}
-    pins = pins_from_images_lock(text, str(path))
-    for ref in update_refs:
-        pins.pop(ref, None)
-    return pins
-
-
-def pins_from_images_lock(text: str, source: str) -> dict[str, ResolvedImage]:
-    """The results recorded in an ImagesLock written by lockresolve or kbld."""
-    fast = _pins_from_written_lock(text)
-    if fast is not None:
-        return fast
-    lock = read_images_lock(text, source)
-    pins: dict[str, ResolvedImage] = {}
-    for entry in lock.images:
-        ref = entry.annotations.get(ID_ANNOTATION)
-        if not ref:
-            continue
-
-        def fail(message: str) -> InputError:
-            return InputError(message, source=source)
-
-        origins = _parse_origins_cached(entry.annotations.get(ORIGINS_ANNOTATION, ""), fail)
-        pins[ref] = ResolvedImage(entry.image, origins)
-    return pins
-
-
-# --- reading a lock in the form lockresolve and kbld write ----------------------------
-#
-# Reading a lock strictly (a YAML parse of the file, then of every origins annotation)
-# costs more than writing it. A lock in the exact form images_lock_text writes is read
-# here by its layout instead, and the result is kept only if writing it back gives the
-# file byte for byte: then the strict reader would have read that same written text, so
-# it would have found these very entries. Anything else (hand edits, other layouts,
-# errors to report) goes to the strict reader.
-
-_LOCK_HEAD = f"---\napiVersion: {IMAGES_LOCK_API_VERSION}\nimages:\n"
-_LOCK_TAIL = "kind: ImagesLock\n"
-_LOCK_ENTRY = re.compile(
-    rf"- annotations:\n    {re.escape(ID_ANNOTATION)}: (?P<id>[^\s\"'][^\n]*)\n"
-    rf"(?:    {re.escape(ORIGINS_ANNOTATION)}: \|\n(?P<origins>(?:      [^\n]*\n)+))?"
-    r"  image: (?P<image>[^\s\"'][^\n]*)\n"
-)
-# The origins lockresolve writes for a resolved tag or a preresolved image, with plain
-# values (or a tag in double quotes without escapes, like "1.0"); any other origins
-# text is parsed as YAML (once per distinct text).
-_ORIGIN_RESOLVED = re.compile(
-    r"- resolved:\n(?:    tag: (?:([^\s\"'][^\n]*)|\"([^\"\\\n]*)\")\n)?"
-    r"    url: ([^\s\"'][^\n]*)\n"
-)
-_ORIGIN_PRERESOLVED = re.compile(r"- preresolved:\n    url: ([^\s\"'][^\n]*)\n")
-
-
-def _pins_from_written_lock(text: str) -> dict[str, ResolvedImage] | None:
-    """The pins of a lock in exactly the form it would be written in, else None."""
-    if not text.startswith(_LOCK_HEAD) or not text.endswith(_LOCK_TAIL):
-        return None
-    pos, end = len(_LOCK_HEAD), len(text) - len(_LOCK_TAIL)
-    entries: list[LockEntry] = []
-    try:
-        while pos < end:
-            m = _LOCK_ENTRY.match(text, pos, end)
-            if m is None:
-                return None
-            pos = m.end()
-            ref = Reference.parse(m["image"])
-            if ref.digest is None:
-                return None
-            image = str(ref)
-            raw = m["origins"]
-            origins = _written_origins(raw.replace("\n      ", "\n")[6:]) if raw else ()
-            entries.append(LockEntry(m["id"], image, origins))
-    except LockresolveError:
-        return None  # the strict reader says what is wrong
-    if not entries or images_lock_text(entries) != text:
-        return None
-    return {e.id: ResolvedImage(e.image, e.origins) for e in entries}
-
-
-def _written_origins(text: str) -> tuple[Mapping[str, object], ...]:
-    """Origins from an annotation's text (as marshal writes them when the lock is checked)."""
-    m = _ORIGIN_RESOLVED.fullmatch(text)
-    if m is not None:
-        plain, quoted, url = m.group(1, 2, 3)
-        tag = plain if plain is not None else quoted  # "1.0": no escapes in it
-        fields = {"url": url, "tag": tag} if tag is not None else {"url": url}
-        origins: tuple[Mapping[str, object], ...] = ({"resolved": fields},)
-    else:
-        m = _ORIGIN_PRERESOLVED.fullmatch(text)
-        if m is not None:
-            origins = ({"preresolved": {"url": m.group(1)}},)
-        else:
-            origins = _parse_origins_cached(text, InputError)
-    # No need to check here that marshal gives ``text`` back for these origins: the
-    # caller's check that the whole lock is written back byte for byte covers it.
-    return origins
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_origins_text(text: str) -> tuple[Mapping[str, object], ...] | str:
-    """parse_origins, or its error message (cached: many entries share one text)."""
-    try:
-        return parse_origins(text, InputError)
-    except InputError as exc:
-        return exc.message
-
-
-def _parse_origins_cached(
-    text: str, fail: Callable[[str], Exception]
-) -> tuple[Mapping[str, object], ...]:
-    parsed = _parse_origins_text(text)
-    if isinstance(parsed, str):
-        raise fail(parsed)
-    # copies: the cached records are shared, the caller's may be changed
-    return tuple(origins_data(parsed))  # type: ignore[arg-type]

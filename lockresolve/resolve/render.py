@@ -28,7 +28,7 @@ ways give the same text over the conformance inputs and the corpus.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lockresolve.errors import InputError
@@ -332,6 +332,8 @@ class _Splicer:
     ) -> None:
         """Add ``key: value`` to ``mapping``, before its first key not in ``after`` when possible."""
         if mapping.flow:
+            if self._flow_to_block(mapping, key, value):
+                return
             pos = self.value_start(mapping)
             if pos >= len(self.text) or self.text[pos] != "{":
                 raise _Unspliceable("flow mapping without '{'")
@@ -355,6 +357,45 @@ class _Splicer:
         if pos == len(self.text) and self.text and not self.text.endswith("\n"):
             text = self.nl + text
         self.add(pos, pos, text)
+
+    def _flow_to_block(self, mapping: MappingNode, key: str, value: _Value) -> bool:
+        """Rewrite a one-line flow mapping that is a block entry's value in block style,
+        ``key: value`` first, then its entries as written, one per line; what followed
+        it on the line (a comment) stays on the key's line. False when it is not such a
+        mapping (the caller then inserts in flow style)."""
+        parent = self.parents.get(id(mapping))
+        if not isinstance(parent, MappingNode) or parent.flow:
+            return False
+        owner = next((k for k, v in parent.pairs if v is mapping), None)
+        start, end = self.value_start(mapping), mapping.end
+        if (
+            owner is None
+            or not self._starts_line(owner)
+            or mapping.anchor is not None
+            or mapping.tag is not None
+            or any(b in self.text[owner.start : end] for b in _LINE_BREAKS)
+            or self.text[start : start + 1] != "{"
+            or self.text[end - 1 : end] != "}"
+        ):
+            return False
+        col = owner.column + self.step
+        lines = [_block_entry(key, value, col, self.step, self.nl)]
+        for k, v in mapping.pairs:
+            if k.start >= k.end or v.start >= v.end:
+                return False  # an entry without a key or value as text
+            entry = self.text[k.start : k.end] + ": " + self.text[v.start : v.end]
+            lines.append(" " * col + entry + self.nl)
+        self.needs_check = True
+        cut = start
+        while cut > owner.end and self.text[cut - 1] in " \t":
+            cut -= 1
+        self.add(cut, end, "")
+        eol = self.line_end(end)
+        block = "".join(lines)
+        if eol == len(self.text) and not self.text.endswith("\n"):
+            block = self.nl + block
+        self.add(eol, eol, block)
+        return True
 
     def _plain_block_keys(self, mapping: MappingNode, col: int) -> bool:
         """Are all keys plain strings (no merge key), each starting a line at ``col``?"""
@@ -575,18 +616,22 @@ def render_resource(
     resolved: Mapping[str, ResolvedImage],
     *,
     annotate: bool = True,
+    skip: Callable[[str], bool] | None = None,
 ) -> Rendered:
     """The output for one resource: ``---`` + its text with images resolved.
 
     ``resolved`` maps every reference as written to its result; a reference
-    missing from it raises :class:`LookupError` (the engine's bug, not the user's).
+    missing from it raises :class:`LookupError` (the engine's bug, not the user's),
+    unless ``skip`` says to leave it as written (``--exclude``).
     """
     data = copy_data(res.data)
     images: list[ResolvedImage] = []
 
-    def visit(ref: str, _line: int) -> str:
+    def visit(ref: str, _line: int) -> str | None:
         image = resolved.get(ref)
         if image is None:
+            if skip is not None and skip(ref):
+                return None
             raise LookupError(f"Expected to find image for '{ref}'")
         images.append(image)
         return image.url

@@ -16,17 +16,24 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from lockresolve.errors import InvalidReferenceError, LockresolveError, UsageError
-from lockresolve.mediatypes import DOCKER_MANIFEST_LIST, OCI_INDEX
-from lockresolve.reference import Reference
+from lockresolve.mediatypes import (
+    DOCKER_MANIFEST_LIST,
+    DOCKER_MANIFEST_SCHEMA1,
+    DOCKER_MANIFEST_SCHEMA1_SIGNED,
+    IMAGE_MEDIA_TYPES,
+    INDEX_MEDIA_TYPES,
+    OCI_INDEX,
+)
+from lockresolve.reference import Digest, Reference
 from lockresolve.registry.model import Descriptor, Manifest
-from lockresolve.resolve.configmodel import Config, Override, PlatformSelection
+from lockresolve.resolve.configmodel import Config, Override, PlatformSelection, SemverSelection
 from lockresolve.resolve.model import ResolvedImage, preresolved_image
-from lockresolve.resolve.semver import SemverError, select_tag
+from lockresolve.resolve.semver import SemverError, select_tag, tag_satisfies
 
 if TYPE_CHECKING:
     from lockresolve.registry.client import RegistryClient
@@ -34,6 +41,15 @@ if TYPE_CHECKING:
 __all__ = ["ImageResolveError", "Resolver", "parse_platform"]
 
 _INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+#: what an index may list as the image a platform selects
+_CHILD_TYPES = frozenset(
+    {
+        *IMAGE_MEDIA_TYPES,
+        *INDEX_MEDIA_TYPES,
+        DOCKER_MANIFEST_SCHEMA1,
+        DOCKER_MANIFEST_SCHEMA1_SIGNED,
+    }
+)
 
 
 class ImageResolveError(LockresolveError):
@@ -93,7 +109,8 @@ class Resolver:
             if override.preresolved:
                 return preresolved_image(url, override.origins)
         pin = self._pins.get(written)
-        if pin is not None and "@" not in url and _pin_describes(pin, url, platform):
+        selection = override.tag_selection.semver if override and override.tag_selection else None
+        if pin is not None and "@" not in url and _pin_describes(pin, url, platform, selection):
             return pin
         if (
             override is not None
@@ -175,18 +192,17 @@ class Resolver:
     ) -> ResolvedImage:
         ref = _parse(resolved.url)
         manifest = await self._manifest(ref)
-        media_type = manifest.media_type
         try:
             body = json.loads(manifest.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ImageResolveError(f"manifest of '{resolved.url}' is not JSON") from None
-        if media_type not in _INDEX_TYPES and body.get("mediaType") not in _INDEX_TYPES:
+        is_index = manifest.media_type in _INDEX_TYPES or (
+            isinstance(body, dict) and body.get("mediaType") in _INDEX_TYPES
+        )
+        if not is_index:
             return resolved
-        matches = [
-            m
-            for m in body.get("manifests") or []
-            if isinstance(m, dict) and _platform_matches(m.get("platform") or {}, platform)
-        ]
+        children = _index_children(body, resolved.url)
+        matches = [m for m in children if _platform_matches(m["platform"], platform)]
         wanted = "/".join(p for p in (platform.os, platform.architecture, platform.variant) if p)
         if not matches:
             raise ImageResolveError(
@@ -199,7 +215,12 @@ class Resolver:
                 f"'{resolved.url}', but found {len(matches)}"
             )
         child = matches[0]
-        chosen = child.get("platform") or {}
+        if child["mediaType"] and child["mediaType"] not in _CHILD_TYPES:
+            raise ImageResolveError(
+                f"index '{resolved.url}' lists {child['digest']} for platform '{wanted}' with "
+                f"media type {child['mediaType']!r}, which is not an image manifest or index"
+            )
+        chosen = child["platform"]
         origin: dict[str, object] = {
             "architecture": chosen.get("architecture", ""),
             "index": resolved.url,
@@ -213,6 +234,65 @@ class Resolver:
         )
 
 
+def _index_children(body: object, url: str) -> list[dict[str, Any]]:
+    """The ``manifests`` of an index, each checked as a manifest's fields are: a JSON
+    object with a sha256 ``digest`` (it goes into a lock as ``repo@digest``), a string
+    ``mediaType`` if any and an object ``platform`` if any (``{}`` when absent)."""
+
+    def bad(what: str) -> ImageResolveError:
+        return ImageResolveError(f"index '{url}' is malformed: {what}")
+
+    if not isinstance(body, dict):
+        raise bad(f"expected a JSON object, got {_json_kind(body)}")
+    if not isinstance(body.get("mediaType", ""), str):
+        raise bad("mediaType is not a string")
+    items = body.get("manifests")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise bad(f"manifests is {_json_kind(items)}, not an array")
+    children: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"manifests[{i}]"
+        if not isinstance(item, dict):
+            raise bad(f"{where} is {_json_kind(item)}, not an object")
+        digest = item.get("digest")
+        if not isinstance(digest, str) or not digest:
+            raise bad(f"{where} has no digest")
+        try:
+            parsed = Digest.parse(digest)
+        except InvalidReferenceError as exc:
+            raise bad(f"{where} has an invalid digest {digest!r}: {exc.reason}") from None
+        if parsed.algorithm != "sha256":
+            raise bad(f"{where} has a {parsed.algorithm} digest; image references take sha256")
+        media_type = item.get("mediaType", "")
+        if not isinstance(media_type, str):
+            raise bad(f"{where} has a mediaType that is not a string")
+        platform = item.get("platform")
+        if platform is None:
+            platform = {}
+        if not isinstance(platform, dict) or not all(
+            isinstance(platform.get(k, ""), str) for k in ("os", "architecture", "variant")
+        ):
+            raise bad(f"{where} has a platform that is not an object of strings")
+        children.append({"digest": digest, "mediaType": media_type, "platform": platform})
+    return children
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
 def _platform_matches(candidate: Mapping[str, object], wanted: PlatformSelection) -> bool:
     if wanted.os and candidate.get("os") != wanted.os:
         return False
@@ -221,11 +301,18 @@ def _platform_matches(candidate: Mapping[str, object], wanted: PlatformSelection
     return not (wanted.variant and candidate.get("variant") != wanted.variant)
 
 
-def _pin_describes(pin: ResolvedImage, url: str, platform: PlatformSelection | None) -> bool:
+def _pin_describes(
+    pin: ResolvedImage,
+    url: str,
+    platform: PlatformSelection | None,
+    selection: SemverSelection | None = None,
+) -> bool:
     """Whether a pin (an entry of the existing lock) still answers for ``url``.
 
-    * With a ``resolved`` origin: it must be the reference resolved now
-      (``url``, or ``url:<tag>`` when a tag was selected for it).
+    * With a ``resolved`` origin: it must be the reference resolved now: ``url``
+      itself, or, under a ``tagSelection.semver`` (``selection``), ``url:<tag>``
+      with a tag the current constraint and prerelease rule still accept (a
+      tightened constraint re-resolves, so ``--check`` reports it).
     * Without any origin (a lock written with ``--origins-annotation=false``, or
       by hand): the pinned image must be in the repository ``url`` names.
     * Otherwise (only ``preresolved`` origins: the override that made it is
@@ -241,7 +328,14 @@ def _pin_describes(pin: ResolvedImage, url: str, platform: PlatformSelection | N
         resolved = origin.get("resolved")
         if isinstance(resolved, Mapping):
             got = resolved.get("url")
-            return isinstance(got, str) and (got == url or got.startswith(url + ":"))
+            if not isinstance(got, str):
+                return False
+            if selection is None:
+                return got == url
+            prefix = url + ":"
+            return got.startswith(prefix) and tag_satisfies(
+                got[len(prefix) :], selection.constraints, selection.prerelease_identifiers
+            )
     if pin.origins:
         return False
     try:

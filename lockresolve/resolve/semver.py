@@ -19,7 +19,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SemverError", "Version", "parse_range", "parse_version", "select_tag"]
+from lockresolve.resolve.gostr import GoSyntaxError, atoi, increment_int, quote, trim_space
+
+__all__ = [
+    "SemverError",
+    "Version",
+    "check_constraints",
+    "parse_range",
+    "parse_version",
+    "select_tag",
+    "tag_satisfies",
+]
 
 _NUMBERS = frozenset("0123456789")
 _ALPHANUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789")
@@ -86,32 +96,37 @@ def _only(s: str, charset: frozenset[str]) -> bool:
     return all(c in charset for c in s)
 
 
-def _uint(s: str, what: str) -> int:
+def _parse_uint(s: str) -> int:
+    """``strconv.ParseUint(s, 10, 64)`` on text already known to be ASCII digits."""
     if not s:
-        raise SemverError(f'strconv.ParseUint: parsing "": invalid syntax ({what})')
-    if not _only(s, _NUMBERS):
-        raise SemverError(f"Invalid character(s) found in {what} {s!r}")
-    if len(s) > 1 and s[0] == "0":
-        raise SemverError(f"{what.capitalize()} must not contain leading zeroes {s!r}")
+        raise SemverError('strconv.ParseUint: parsing "": invalid syntax')
     value = int(s)
     if value > _UINT64_MAX:
-        raise SemverError(f"{what} out of range {s!r}")
+        raise SemverError(f"strconv.ParseUint: parsing {quote(s)}: value out of range")
     return value
+
+
+def _uint(s: str, what: str) -> int:
+    if not _only(s, _NUMBERS):
+        raise SemverError(f"Invalid character(s) found in {what} {quote(s)}")
+    if len(s) > 1 and s[0] == "0":
+        raise SemverError(f"{what.capitalize()} must not contain leading zeroes {quote(s)}")
+    return _parse_uint(s)
 
 
 def _extension(s: str, what: str, check_leading_zero: bool) -> _Part:
     if not s:
         raise SemverError(f"{what} is empty")
     if _only(s, _NUMBERS):
+        value = _parse_uint(s)
         if check_leading_zero and len(s) > 1 and s[0] == "0":
-            raise SemverError(f"Numeric PreRelease version must not contain leading zeroes {s!r}")
-        value = int(s)
-        if value > _UINT64_MAX:
-            raise SemverError(f"{what} out of range {s!r}")
+            raise SemverError(
+                f"Numeric PreRelease version must not contain leading zeroes {quote(s)}"
+            )
         return _Part(s, value, True)
     if _only(s, _ALPHANUM):
         return _Part(s, 0, False)
-    raise SemverError(f"Invalid character(s) found in {what} {s!r}")
+    raise SemverError(f"Invalid character(s) found in {what} {quote(s)}")
 
 
 def parse_version(s: str) -> Version:
@@ -167,19 +182,31 @@ _COMPARATORS: dict[str, Callable[[int], bool]] = {
 
 
 def _split_and_trim(s: str) -> list[str]:
-    result: list[str] = []
+    """``splitAndTrim``, byte for byte: split on spaces not after ``>``, ``<`` or ``=``,
+    then remove the spaces left inside each part.
+
+    kbld drops a part of one byte without a word (``>=1.0.0 a``, a lone ``|``); no
+    one-byte part is a comparator, so it is refused here instead.
+    """
+    data = s.encode("utf-8")
+    result: list[bytes] = []
     last = 0
-    last_char = ""
-    for i, c in enumerate(s):
-        if c == " " and last_char not in (">", "<", "="):
-            if last < i - 1:
-                result.append(s[last:i])
+    last_char = 0
+
+    def keep(part: bytes) -> None:
+        if len(part) > 1:
+            result.append(part)
+        elif part and part != b" ":
+            raise SemverError(f"{quote(part.decode())} is not a comparator")
+
+    for i, c in enumerate(data):
+        if c == 0x20 and last_char not in b"><=":
+            keep(data[last:i])
             last = i + 1
-        elif c != " ":
+        elif c != 0x20:
             last_char = c
-    if last < len(s) - 1:
-        result.append(s[last:])
-    return [r.replace(" ", "") for r in result]
+    keep(data[last:])
+    return [r.decode("utf-8").replace(" ", "") for r in result]
 
 
 def _split_or(parts: list[str]) -> list[list[str]]:
@@ -193,22 +220,29 @@ def _split_or(parts: list[str]) -> list[list[str]]:
             last = i + 1
     if last == len(parts):
         raise SemverError("Last element in range is '||'")
+    if any(not g for g in groups):
+        # kbld keeps a nil range here: a panic once a version reaches it
+        raise SemverError("Empty alternative in range: '||' follows '||'")
     groups.append(parts[last:])
     return groups
 
 
 def _split_comparator(s: str) -> tuple[str, str]:
+    """``splitComparatorVersion``: the operator (Go-trimmed) before the first digit
+    of any script (``unicode.IsDigit``), and the rest."""
     for i, c in enumerate(s):
         if c.isdecimal():
-            return s[:i].strip(), s[i:]
-    raise SemverError(f"Could not get version from string: {s!r}")
+            return trim_space(s[:i]), s[i:]
+    raise SemverError(f"Could not get version from string: {quote(s)}")
 
 
 def _increment(v: str, index: int) -> str:
+    """``incrementMajorVersion`` / ``incrementMinorVersion``; "" on an Atoi error
+    (kbld ignores it and the empty version fails to parse next)."""
     parts = v.split(".")
     try:
-        parts[index] = str(int(parts[index]) + 1)
-    except (ValueError, IndexError):
+        parts[index] = str(increment_int(atoi(parts[index])))
+    except (GoSyntaxError, IndexError):
         return ""
     return ".".join(parts)
 
@@ -261,7 +295,7 @@ def _expand_wildcards(groups: list[list[str]]) -> list[list[str]]:
 
 
 def parse_range(s: str) -> Range:
-    """``semver.ParseRange``: a predicate over versions."""
+    """``semver.ParseRange``: a predicate over versions (messages as kbld's)."""
     groups = _expand_wildcards(_split_or(_split_and_trim(s)))
     alternatives: list[list[tuple[Callable[[int], bool], Version]]] = []
     for group in groups:
@@ -270,11 +304,17 @@ def parse_range(s: str) -> Range:
             op, v = _split_comparator(ap)
             cmp = _COMPARATORS.get(op)
             if cmp is None:
-                raise SemverError(f"Could not parse comparator {op!r} in {op + v!r}")
+                raise SemverError(
+                    f"Could not parse Range {quote(ap)}: "
+                    f"Could not parse comparator {quote(op)} in {quote(op + v)}"
+                )
             try:
                 version = parse_version(v)
             except SemverError as exc:
-                raise SemverError(f"Could not parse version {v!r} in {op + v!r}: {exc}") from None
+                raise SemverError(
+                    f"Could not parse Range {quote(ap)}: "
+                    f"Could not parse version {quote(v)} in {quote(op + v)}: {exc}"
+                ) from None
             checks.append((cmp, version))
         alternatives.append(checks)
 
@@ -282,6 +322,16 @@ def parse_range(s: str) -> Range:
         return any(all(cmp(version.compare(v)) for cmp, v in checks) for checks in alternatives)
 
     return matches
+
+
+def check_constraints(constraints: str) -> Range:
+    """:func:`parse_range` with kbld's ``Parsing version constraint '…': `` prefix
+    on its error (control characters escaped, so the message stays one line)."""
+    try:
+        return parse_range(constraints)
+    except SemverError as exc:
+        shown = constraints if constraints.isprintable() else quote(constraints)[1:-1]
+        raise SemverError(f"Parsing version constraint '{shown}': {exc}") from None
 
 
 def _keep_prerelease(version: Version, identifiers: Sequence[str] | None) -> bool:
@@ -309,13 +359,29 @@ def select_tag(
     candidates = [(tag, v) for tag in tags if (v := _relaxed(tag)) is not None]
     candidates = [(t, v) for t, v in candidates if _keep_prerelease(v, prereleases)]
     if constraints:
-        try:
-            check = parse_range(constraints)
-        except SemverError as exc:
-            raise SemverError(f"Parsing version constraint '{constraints}': {exc}") from None
+        check = check_constraints(constraints)
         candidates = [(t, v) for t, v in candidates if check(v)]
     best: tuple[str, Version] | None = None
     for tag, version in candidates:
         if best is None or version.compare(best[1]) >= 0:
             best = (tag, version)
     return None if best is None else best[0]
+
+
+def tag_satisfies(
+    tag: str, constraints: str = "", prereleases: Sequence[str] | None = None
+) -> bool:
+    """Whether :func:`select_tag` could pick ``tag`` under these settings (a pin's check).
+
+    False for a tag that is no version, a prerelease that is not allowed, a
+    version outside ``constraints``, or ``constraints`` that do not parse.
+    """
+    version = _relaxed(tag)
+    if version is None or not _keep_prerelease(version, prereleases):
+        return False
+    if not constraints:
+        return True
+    try:
+        return parse_range(constraints)(version)
+    except SemverError:
+        return False

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from lockresolve.errors import ResolveFailed
 from lockresolve.registry.client import RegistryClient
 from lockresolve.resolve.engine import (
     ResolveOptions,
@@ -103,3 +104,45 @@ async def test_output_keeps_input_order_when_lookups_finish_out_of_order(
     assert delayed.output == plain.output
     names = [line for line in delayed.output.splitlines() if line.startswith("  name:")]
     assert names == [f"  name: {n}  # keep me" for n in ("one", "two", "three", "four")]
+
+
+def test_a_partial_lock_cannot_be_taken_from_a_failed_run(registry: Registry) -> None:
+    """Issue 15: one reference resolves, one does not; the lock would silently lack it."""
+    digests = anyio_run_seed(registry, "library/partial", ["1"])
+    good = f"{registry.host}/library/partial:1"
+    missing = f"{registry.host}/library/partial:9"
+    result = resolve_inputs_sync([TextInput("x.yml", _deployment("x", good, missing))])
+    assert good in result.resolved and result.resolved[good].url.endswith(digests["1"])
+    for take in (result.images_lock_text, result.kbld_lock_text, result.raise_for_failures):
+        with pytest.raises(ResolveFailed) as caught:
+            take()
+        assert caught.value.failures == result.failures
+        assert str(caught.value).startswith("1 image reference(s) failed to resolve:\n- ")
+        assert f"Resolving image '{missing}' (x.yml:12)" in str(caught.value)
+
+
+def test_raise_for_failures_is_silent_when_all_resolved(registry: Registry) -> None:
+    anyio_run_seed(registry, "library/whole", ["1"])
+    ref = f"{registry.host}/library/whole:1"
+    result = resolve_inputs_sync([TextInput("x.yml", _deployment("x", ref))])
+    result.raise_for_failures()
+    assert ref in result.images_lock_text()
+
+
+def anyio_run_seed(registry: Registry, repo: str, tags: list[str]) -> dict[str, str]:
+    import anyio
+
+    return anyio.run(_seed, registry, repo, tags)
+
+
+def test_library_doc_names_every_registry_settings_field() -> None:
+    """Issue 15: a user guessed ``retry_count``; every public field is documented."""
+    import dataclasses
+    from pathlib import Path
+
+    from lockresolve.registry.settings import RegistrySettings
+
+    doc = (Path(__file__).parents[2] / "docs" / "library.md").read_text()
+    for f in dataclasses.fields(RegistrySettings):
+        assert f"`{f.name}`" in doc, f.name
+    assert "raise_for_failures()" in doc

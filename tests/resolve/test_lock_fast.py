@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from lockresolve.errors import InputError
 from lockresolve.lock import ID_ANNOTATION, ORIGINS_ANNOTATION, images_lock_text, read_images_lock
-from lockresolve.resolve import engine
+from lockresolve.resolve import pins as engine
 from lockresolve.resolve.config import parse_origins
 from lockresolve.resolve.model import LockEntry, ResolvedImage
 from tests.resolve.pipeline import cases

@@ -238,3 +238,57 @@ def test_list_items_are_dedented_and_get_implied_keys() -> None:
     assert "  name: a   # c\napiVersion: v1\nkind: Pod\nspec:\n  image: reg.io/a" in first.text
     assert second.text == "---\nkind: Service\nspec: {}\n"
     assert "wrapper" not in first.text + second.text
+
+
+def _block_annotation(indent: int, step: int = 2) -> str:
+    pad = " " * indent
+    return f"{pad}kbld.k14s.io/images: |\n" + "".join(
+        f"{pad}{' ' * step}{line}\n" for line in EXPECTED_ANNOTATION.splitlines()
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # issue 15: the annotation as a person writes it, the line's comment kept
+            "kind: ConfigMap\nmetadata: {name: web-cfg, labels: {app: web}}  # keep\n"
+            "data:\n  image: a:1\n",
+            "kind: ConfigMap\nmetadata:  # keep\n  annotations:\n"
+            + _block_annotation(4)
+            + "  name: web-cfg\n  labels: {app: web}\ndata:\n  image: reg.io/a"
+            + DIGEST
+            + "\n",
+        ),
+        (
+            "kind: Pod\nmetadata: {}\nspec:\n  image: a:1\n",
+            "kind: Pod\nmetadata:\n  annotations:\n"
+            + _block_annotation(4)
+            + "spec:\n  image: reg.io/a"
+            + DIGEST
+            + "\n",
+        ),
+        (  # flow annotations inside block metadata; quotes and order kept
+            "kind: Pod\nmetadata:\n  name: x\n  annotations: {a: \"b\", 'c': d}\n"
+            "spec:\n  image: a:1\n",
+            "kind: Pod\nmetadata:\n  name: x\n  annotations:\n"
+            + _block_annotation(4)
+            + "    a: \"b\"\n    'c': d\nspec:\n  image: reg.io/a"
+            + DIGEST
+            + "\n",
+        ),
+        (  # CRLF, wider indentation, no final line break
+            "kind: Pod\r\nspec:\r\n    image: a:1\r\nmetadata: {name: x}",
+            "kind: Pod\r\nspec:\r\n    image: reg.io/a"
+            + DIGEST
+            + "\r\nmetadata:\r\n    annotations:\r\n"
+            + _block_annotation(8, 4).replace("\n", "\r\n")
+            + "    name: x\r\n",
+        ),
+    ],
+)
+def test_flow_metadata_gets_a_block_annotation(text: str, expected: str) -> None:
+    out, spliced = render(text)
+    assert spliced
+    nl = "\r\n" if "\r\n" in text else "\n"
+    assert out == "---" + nl + expected
+    assert '"kbld.k14s.io/images"' not in out
