@@ -207,9 +207,18 @@ async def _download_layers(
                 await fh.write(chunk)
                 ctx.progress.advance(len(chunk))
 
+    # A few workers, not a task per layer: at most --concurrency layers are open
+    # at once, whatever the image holds (the client bounds requests per host,
+    # these bound the streams and the temporary files being written).
+    pending = iter(layers)
+
+    async def worker() -> None:
+        for layer in pending:  # shared: each layer is taken by one worker
+            await fetch(layer)
+
     async with anyio.create_task_group() as tg:
-        for layer in layers:
-            tg.start_soon(fetch, layer)
+        for _ in range(max(1, min(ctx.client.policy.concurrency, len(layers)))):
+            tg.start_soon(worker)
     return layers
 
 
