@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from lockresolve.bundle.commands.pull import NOT_BUNDLE_HINT
 from lockresolve.bundle.imagedesc import CopyFailed, RefMeta
 from lockresolve.bundle.locations import ImageLocation, fetch_locations
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
+from lockresolve.bundle.tarmember import find_images_lock
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError
 from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry
 from lockresolve.reference import Reference
@@ -73,30 +73,27 @@ class Collection:
 
 
 def images_lock_from_layer(opener: Callable[[], io.BufferedReader], shown: str) -> ImagesLock:
-    """The ``.imgpkg/images.yml`` of a bundle layer (gzip or not), streamed, memory flat."""
+    """The ``.imgpkg/images.yml`` of a bundle layer (gzip or not), streamed, memory flat.
+
+    Extended tar headers are capped (:mod:`lockresolve.bundle.tarmember`), and an
+    ``images.yml`` over 16 MiB is an error naming it, never read cut short.
+    """
     with opener() as raw:
         head = raw.peek(2)[:2]
         stream: IO[bytes] | gzip.GzipFile = raw
         if head == b"\x1f\x8b":
             stream = gzip.GzipFile(fileobj=raw)
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                for member in tar:
-                    name = member.name.replace("\\", "/")
-                    if (
-                        os.path.dirname(name) == ".imgpkg"
-                        and os.path.basename(name) == "images.yml"
-                    ):
-                        fh = tar.extractfile(member)
-                        if fh is None:
-                            break
-                        data = fh.read(16 << 20)
-                        return ImagesLock.from_bytes(data, source=shown)
-        except (OSError, EOFError, tarfile.TarError) as exc:
-            raise BundleError(f"Reading ImagesLock file: reading tar: {exc}") from None
-    raise BundleError(
-        "Reading ImagesLock file: Expected to find .imgpkg/images.yml in bundle image"
-    )
+            data = find_images_lock(stream)
+        except BundleError as exc:
+            raise BundleError(f"Reading ImagesLock file of {shown}: {exc}") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BundleError(f"Reading ImagesLock file of {shown}: reading tar: {exc}") from None
+    if data is None:
+        raise BundleError(
+            "Reading ImagesLock file: Expected to find .imgpkg/images.yml in bundle image"
+        )
+    return ImagesLock.from_bytes(data, source=shown)
 
 
 async def read_bundle_lock(client: RegistryClient, bundle: RemoteImage) -> ImagesLock:
