@@ -26,7 +26,7 @@ import anyio.to_thread
 
 from lockresolve.bundle.commands.pull import NOT_BUNDLE_HINT
 from lockresolve.bundle.imagedesc import CopyFailed, RefMeta
-from lockresolve.bundle.locations import ImageLocation, fetch_locations
+from lockresolve.bundle.locations import ImageLocation, fetch_locations, one_per_digest
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
 from lockresolve.bundle.tarmember import find_images_lock
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError
@@ -165,7 +165,7 @@ class _Walk:
             for entry in lock.images:
                 tg.start_soon(image, entry)
         self.bundles[digest] = BundleNode(
-            bundle.ref, tuple(found[e.image] for e in lock.images if e.image in found)
+            bundle.ref, one_per_digest(found[e.image] for e in lock.images if e.image in found)
         )
 
     async def image(

@@ -32,7 +32,12 @@ from lockresolve.bundle.collect import (
 from lockresolve.bundle.formats.image import BUNDLE_LABEL
 from lockresolve.bundle.formats.imgtar import TarWriteResult, read_imgpkg_tar, write_imgpkg_tar
 from lockresolve.bundle.imagedesc import Artifact, CopyFailed, ImageDesc, describe
-from lockresolve.bundle.locations import ImageLocation, ImageLocations, push_locations
+from lockresolve.bundle.locations import (
+    ImageLocation,
+    ImageLocations,
+    one_per_digest,
+    push_locations,
+)
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.relocate import write_artifacts, write_tags
 from lockresolve.bundle.sources import BlobSource, FileBlobs, Region, RegistryBlobs
@@ -134,7 +139,7 @@ async def _bundle_nodes_from_files(
         if ref is None:
             raise BundleError("a bundle in the source has no reference")
         nodes[bundle.manifest_digest] = BundleNode(
-            ref.with_digest(bundle.manifest_digest), tuple(images)
+            ref.with_digest(bundle.manifest_digest), one_per_digest(images)
         )
     return tuple(nodes.values())
 
