@@ -85,6 +85,14 @@ def _run(settings: RegistrySettings, work: Callable[[RegistryClient], Awaitable[
     is_flag=True,
     help="First resolve the images in the bundle's YAML into .imgpkg/images.yml (-b only).",
 )
+@click.option(
+    "--lock-images-exclude",
+    "lock_images_exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="With --lock-images: a path in the bundle (or folder; glob) to keep but not "
+    "resolve, e.g. a Helm chart's templates; repeatable.",
+)
 @registry_options()
 def push_command(**kwargs: Any) -> None:
     """Push files as a bundle (-b) or a plain image (-i), as imgpkg push."""
@@ -100,6 +108,8 @@ def push_command(**kwargs: Any) -> None:
         _fail("Expected either image or bundle")
     if kwargs["lock_images"] and not bundle:
         _fail("--lock-images needs a bundle (-b)")
+    if kwargs["lock_images_exclude"] and not kwargs["lock_images"]:
+        _fail("--lock-images-exclude needs --lock-images")
     labels = parse_label_flags(kwargs["labels"])
     exclusions = _split(kwargs["exclusions"]) if kwargs["exclusions"] else None
 
@@ -113,6 +123,7 @@ def push_command(**kwargs: Any) -> None:
                     bundle,
                     _split(kwargs["files"]),
                     exclusions=exclusions,
+                    lock_exclusions=tuple(kwargs["lock_images_exclude"]),
                     labels=labels,
                     lock_output=kwargs["lock_output"],
                     gzip=kwargs["gzip"],
