@@ -170,6 +170,13 @@ def push_command(**kwargs: Any) -> None:
     "--image-is-bundle-check", True, "Refuse a bundle given with -i (false: pull its files)."
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option(
+    "--include-path",
+    "include_paths",
+    multiple=True,
+    metavar="PATH",
+    help="Extract only this file or folder (relative to the bundle root) and .imgpkg/; repeatable.",
+)
 @registry_options()
 def pull_command(**kwargs: Any) -> None:
     """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
@@ -206,6 +213,7 @@ def pull_command(**kwargs: Any) -> None:
                 recursive=kwargs["recursive"],
                 force=kwargs["force"],
                 image_is_bundle_check=kwargs["image_is_bundle_check"],
+                include_paths=kwargs["include_paths"],
                 on_line=click.echo,
                 progress=progress,
             )

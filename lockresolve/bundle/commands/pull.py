@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 
 from lockresolve.bundle.extract import replace_directory, staging_directory
+from lockresolve.bundle.includepaths import normalize_include_paths, prune_to_includes
 from lockresolve.bundle.locations import fetch_locations
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
@@ -139,11 +140,17 @@ async def pull(
     recursive: bool = False,
     force: bool = False,
     image_is_bundle_check: bool = True,
+    include_paths: Sequence[str] = (),
     on_line: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> PullResult:
-    """Pull ``source`` (a bundle with ``kind="bundle"``, else an image) into ``out``."""
+    """Pull ``source`` (a bundle with ``kind="bundle"``, else an image) into ``out``.
+
+    ``include_paths``: keep only these files or folders (and ``.imgpkg/``), see
+    :mod:`lockresolve.bundle.includepaths`.
+    """
     check_output_path(out)
+    includes = normalize_include_paths(include_paths)
     if recursive and kind == "image":
         raise UsageError("Cannot use --recursive (-r) flag when pulling a bundle")
     _precheck_output(out, force)
@@ -178,6 +185,8 @@ async def pull(
             else:
                 log("One or more images not found in bundle repo; skipping lock file update")
             result = PullResult(image=pulled.image, is_bundle=True, bundle=pulled)
+        if includes:
+            prune_to_includes(staging, includes, str(artifact.ref))
         replace_directory(staging, out, force=force)
     return result
 
