@@ -164,6 +164,18 @@ def push_command(**kwargs: Any) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="BundleLock file naming the bundle to pull.",
 )
+@click.option(
+    "--tar",
+    "tar",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="imgpkg tar (copy --to-tar) to extract the bundle or image from, no registry.",
+)
+@click.option(
+    "--oci-layout",
+    "oci_layout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="OCI image layout to extract the bundle or image from, no registry.",
+)
 @click.option("-o", "--output", "output", required=True, help="Output directory.")
 @click.option("-r", "--recursive", is_flag=True, help="Also pull nested bundles.")
 @bool_option(
@@ -188,9 +200,17 @@ def pull_command(**kwargs: Any) -> None:
     output: str = kwargs["output"]
     check_output_path(output)
     sources = [kwargs["lock"], kwargs["bundle"], kwargs["image"]]
+    files = [kwargs["tar"], kwargs["oci_layout"]]
     given = sum(1 for s in sources if s)
-    if given > 1:
-        _fail("Expected only one of image, bundle, or lock")
+    if given + sum(1 for f in files if f) > 1:
+        _fail(
+            "Expected only one of image, bundle, or lock"
+            if given > 1
+            else "Expected only one of image, bundle, lock, --tar or --oci-layout"
+        )
+    if any(files):
+        _pull_from_files(kwargs, output)
+        return
     if given == 0:
         _fail("Expected either image or bundle reference")
     if kwargs["recursive"] and kwargs["image"]:
@@ -219,6 +239,29 @@ def pull_command(**kwargs: Any) -> None:
             )
 
     _run(settings, run)
+    click.echo("")
+    click.echo("Succeeded")
+
+
+def _pull_from_files(kwargs: dict[str, Any], output: str) -> None:
+    """``pull --tar FILE`` / ``--oci-layout DIR``: no registry, so no client."""
+    import anyio
+
+    from lockresolve.bundle.commands.pulltar import pull_from_files
+
+    if not kwargs["image_is_bundle_check"]:
+        _fail("Cannot set --image-is-bundle-check with --tar or --oci-layout")
+    anyio.run(
+        lambda: pull_from_files(
+            output,
+            tar=kwargs["tar"],
+            oci_layout=kwargs["oci_layout"],
+            recursive=kwargs["recursive"],
+            force=kwargs["force"],
+            include_paths=kwargs["include_paths"],
+            on_line=click.echo,
+        )
+    )
     click.echo("")
     click.echo("Succeeded")
 

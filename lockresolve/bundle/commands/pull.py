@@ -46,6 +46,7 @@ __all__ = [
     "PullResult",
     "PulledBundle",
     "check_output_path",
+    "precheck_output",
     "pull",
     "pull_lock",
 ]
@@ -103,7 +104,7 @@ def check_output_path(out: str | os.PathLike[str]) -> None:
         raise UsageError("Disallowed output directory (trying to avoid accidental deletion)")
 
 
-def _precheck_output(out: str | os.PathLike[str], force: bool) -> None:
+def precheck_output(out: str | os.PathLike[str], force: bool) -> None:
     """Refuse early (before any download) what :func:`replace_directory` would refuse."""
     if force:
         return
@@ -153,7 +154,7 @@ async def pull(
     includes = normalize_include_paths(include_paths)
     if recursive and kind == "image":
         raise UsageError("Cannot use --recursive (-r) flag when pulling a bundle")
-    _precheck_output(out, force)
+    precheck_output(out, force)
     ref = Reference.parse(source)
     artifact = await fetch_artifact(client, ref)
     if isinstance(artifact, RemoteIndex):
