@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["copy_command", "pull_command", "push_command", "tag_group"]
+__all__ = ["copy_command", "describe_command", "pull_command", "push_command", "tag_group"]
 
 
 def _split(values: Iterable[str]) -> list[str]:
@@ -264,6 +264,39 @@ def _pull_from_files(kwargs: dict[str, Any], output: str) -> None:
     )
     click.echo("")
     click.echo("Succeeded")
+
+
+# --- describe ----------------------------------------------------------------
+
+
+@click.command("describe")
+@click.option("-b", "--bundle", required=True, help="Bundle reference to describe.")
+@click.option(
+    "-o",
+    "--output-type",
+    "output_type",
+    default="text",
+    show_default=True,
+    help="text or yaml (imgpkg's formats).",
+)
+@bool_option("--layers", True, "List each image's layer digests (read from its manifest).")
+@registry_options()
+def describe_command(**kwargs: Any) -> None:
+    """Describe a bundle's images and nested bundles, as imgpkg describe."""
+    from lockresolve.bundle.commands.describe import (
+        describe_bundle,
+        description_text,
+        description_yaml,
+    )
+
+    settings = settings_from_kwargs(kwargs)
+    if kwargs["output_type"] not in ("text", "yaml"):
+        _fail("--output-type can only have the following values [text, yaml]")
+    desc = _run(
+        settings, lambda client: describe_bundle(client, kwargs["bundle"], layers=kwargs["layers"])
+    )
+    text = description_yaml(desc) if kwargs["output_type"] == "yaml" else description_text(desc)
+    click.echo(text, nl=False)
 
 
 # --- tag ---------------------------------------------------------------------
