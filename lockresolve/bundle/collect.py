@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 
 __all__ = [
+    "LOCK_ANNOTATIONS_LABEL",
     "ROOT_BUNDLE_LABEL",
     "BundleNode",
     "Collection",
@@ -43,6 +45,8 @@ __all__ = [
     "collect_image",
     "collect_images_lock",
     "images_lock_from_layer",
+    "lock_annotations_label",
+    "lock_annotations_of",
     "read_bundle_lock",
 ]
 
@@ -239,8 +243,36 @@ async def collect_images_lock(client: RegistryClient, lock: ImagesLock) -> Colle
                 "Unable to copy bundles using an Images Lock file "
                 "(hint: Create a bundle with these images)"
             )
-        metas.setdefault(str(artifact.ref), RefMeta(ref=str(artifact.ref), prefetched=artifact))
+        labels = None
+        if entry.annotations:  # carried through a tar or layout (imgpkg #217)
+            labels = {LOCK_ANNOTATIONS_LABEL: lock_annotations_label(entry.annotations)}
+        metas.setdefault(
+            str(artifact.ref), RefMeta(ref=str(artifact.ref), labels=labels, prefetched=artifact)
+        )
     return Collection(metas=tuple(metas.values()))
+
+
+#: the label that carries an ImagesLock entry's annotations through ``--to-tar`` and
+#: ``--to-oci-layout`` (imgpkg, which has no such thing, keeps it in ``Labels`` and ignores it)
+LOCK_ANNOTATIONS_LABEL = "dev.carvel.lockresolve.images-lock.annotations"
+
+
+def lock_annotations_label(annotations: Mapping[str, str]) -> str:
+    return json.dumps(dict(annotations), sort_keys=True, separators=(",", ":"))
+
+
+def lock_annotations_of(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """The ImagesLock annotations a tar or layout item carries ({} when none)."""
+    raw = (labels or {}).get(LOCK_ANNOTATIONS_LABEL)
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 async def collect_bundle_lock(client: RegistryClient, lock: BundleLock) -> Collection:

@@ -28,6 +28,7 @@ from lockresolve.bundle.collect import (
     collect_image,
     collect_images_lock,
     images_lock_from_layer,
+    lock_annotations_of,
 )
 from lockresolve.bundle.formats.image import BUNDLE_LABEL
 from lockresolve.bundle.formats.imgtar import TarWriteResult, read_imgpkg_tar, write_imgpkg_tar
@@ -228,8 +229,13 @@ def _lock_output(
             )
         ImagesLock(tuple(entries)).write(path)
     else:
-        digests = sorted(a.digest for a in loaded.artifacts)
-        ImagesLock(tuple(ImagesLockEntry(f"{dst.context}@{d}") for d in digests)).write(path)
+        by_digest = {a.digest: a for a in loaded.artifacts}
+        ImagesLock(
+            tuple(
+                ImagesLockEntry(f"{dst.context}@{d}", lock_annotations_of(by_digest[d].labels))
+                for d in sorted(by_digest)
+            )
+        ).write(path)
     return None, ""
 
 
