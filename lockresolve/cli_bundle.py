@@ -365,6 +365,11 @@ def tag_resolve_command(**kwargs: Any) -> None:
     help="Write a BundleLock (bundle) or ImagesLock (images) of the copy.",
 )
 @click.option("--repo-based-tags", is_flag=True, help="Tag items <repo-path>-sha256-<hex>.imgpkg.")
+@bool_option(
+    "--cosign-signatures",
+    False,
+    "Also copy each item's cosign signature (sha256-<hex>.sig), as imgpkg.",
+)
 @click.option("--resume", is_flag=True, help="With --to-tar: reuse valid blobs of an earlier tar.")
 @registry_options()
 def copy_command(**kwargs: Any) -> None:
@@ -394,6 +399,7 @@ def copy_command(**kwargs: Any) -> None:
                 lock_output=kwargs["lock_output"],
                 repo_based_tags=kwargs["repo_based_tags"],
                 resume=kwargs["resume"],
+                cosign_signatures=kwargs["cosign_signatures"],
                 concurrency=concurrency,
                 on_line=click.echo,
                 progress=progress,

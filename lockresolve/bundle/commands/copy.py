@@ -9,6 +9,7 @@ re-apply the original tags, then write ``--lock-output``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -175,7 +176,10 @@ class _Limited(io.RawIOBase):
 
 
 async def _load(
-    client: RegistryClient, source: CopySource, on_line: Callable[[str], None]
+    client: RegistryClient,
+    source: CopySource,
+    on_line: Callable[[str], None],
+    cosign_signatures: bool = False,
 ) -> _Loaded:
     if source.tar:
         artifacts, blobs = read_imgpkg_tar(Path(source.tar))
@@ -199,6 +203,11 @@ async def _load(
         else:
             images_lock = lock
             collection = await collect_images_lock(client, lock)
+    if cosign_signatures:
+        from lockresolve.bundle.signatures import signature_metas
+
+        signatures = await signature_metas(client, collection.metas)
+        collection = dataclasses.replace(collection, metas=(*collection.metas, *signatures))
     on_line(f"copy | exporting {len(collection.metas)} images...")
     for meta in sorted(collection.metas, key=lambda m: m.ref):
         on_line(f"copy | will export {meta.ref}")
@@ -268,10 +277,15 @@ async def copy(
     repo_based_tags: bool = False,
     resume: bool = False,
     concurrency: int = 5,
+    cosign_signatures: bool = False,
     on_line: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> CopyResult:
-    """Copy ``source`` to exactly one destination; see the module doc."""
+    """Copy ``source`` to exactly one destination; see the module doc.
+
+    ``cosign_signatures``: also copy each item's cosign signature (imgpkg's
+    ``--cosign-signatures``; see :mod:`lockresolve.bundle.signatures`).
+    """
     source.check()
     dests = [d for d in (to_repo, to_tar, to_oci_layout) if d]
     if len(dests) != 1:
@@ -287,7 +301,7 @@ async def copy(
     dst: Reference | None = None
     if to_repo:
         dst = _parse_repo(to_repo)
-    loaded = await _load(client, source, log)
+    loaded = await _load(client, source, log, cosign_signatures)
     if to_tar:
         log("copy | writing layers...")
         written = await write_imgpkg_tar(
