@@ -368,7 +368,13 @@ def tag_resolve_command(**kwargs: Any) -> None:
 @bool_option(
     "--cosign-signatures",
     False,
-    "Also copy each item's cosign signature (sha256-<hex>.sig), as imgpkg.",
+    "Also copy each item's cosign signature (sha256-<hex>.sig), as imgpkg, and its "
+    "attestations and SBOMs (.att, .sbom).",
+)
+@bool_option(
+    "--referrers",
+    False,
+    "Also copy each item's OCI 1.1 referrers (the sha256-<hex> fallback tag's index).",
 )
 @click.option("--resume", is_flag=True, help="With --to-tar: reuse valid blobs of an earlier tar.")
 @registry_options()
@@ -400,6 +406,7 @@ def copy_command(**kwargs: Any) -> None:
                 repo_based_tags=kwargs["repo_based_tags"],
                 resume=kwargs["resume"],
                 cosign_signatures=kwargs["cosign_signatures"],
+                referrers=kwargs["referrers"],
                 concurrency=concurrency,
                 on_line=click.echo,
                 progress=progress,

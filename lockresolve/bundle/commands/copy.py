@@ -42,6 +42,7 @@ from lockresolve.bundle.locations import (
 )
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.relocate import write_artifacts, write_tags
+from lockresolve.bundle.signatures import COSIGN_SUFFIXES, REFERRERS_SUFFIXES, attached_metas
 from lockresolve.bundle.sources import BlobSource, FileBlobs, Region, RegistryBlobs
 from lockresolve.errors import BundleError, LockresolveError, UsageError
 from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry, read_any_lock
@@ -180,6 +181,7 @@ async def _load(
     source: CopySource,
     on_line: Callable[[str], None],
     cosign_signatures: bool = False,
+    referrers: bool = False,
 ) -> _Loaded:
     if source.tar:
         artifacts, blobs = read_imgpkg_tar(Path(source.tar))
@@ -203,11 +205,12 @@ async def _load(
         else:
             images_lock = lock
             collection = await collect_images_lock(client, lock)
-    if cosign_signatures:
-        from lockresolve.bundle.signatures import signature_metas
-
-        signatures = await signature_metas(client, collection.metas)
-        collection = dataclasses.replace(collection, metas=(*collection.metas, *signatures))
+    suffixes = (COSIGN_SUFFIXES if cosign_signatures else ()) + (
+        REFERRERS_SUFFIXES if referrers else ()
+    )
+    if suffixes:
+        attached = await attached_metas(client, collection.metas, suffixes)
+        collection = dataclasses.replace(collection, metas=(*collection.metas, *attached))
     on_line(f"copy | exporting {len(collection.metas)} images...")
     for meta in sorted(collection.metas, key=lambda m: m.ref):
         on_line(f"copy | will export {meta.ref}")
@@ -278,13 +281,15 @@ async def copy(
     resume: bool = False,
     concurrency: int = 5,
     cosign_signatures: bool = False,
+    referrers: bool = False,
     on_line: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy ``source`` to exactly one destination; see the module doc.
 
     ``cosign_signatures``: also copy each item's cosign signature (imgpkg's
-    ``--cosign-signatures``; see :mod:`lockresolve.bundle.signatures`).
+    ``--cosign-signatures``), attestations and SBOMs; ``referrers``: its OCI 1.1
+    referrers (fallback tag); see :mod:`lockresolve.bundle.signatures`.
     """
     source.check()
     dests = [d for d in (to_repo, to_tar, to_oci_layout) if d]
@@ -301,7 +306,7 @@ async def copy(
     dst: Reference | None = None
     if to_repo:
         dst = _parse_repo(to_repo)
-    loaded = await _load(client, source, log, cosign_signatures)
+    loaded = await _load(client, source, log, cosign_signatures, referrers)
     if to_tar:
         log("copy | writing layers...")
         written = await write_imgpkg_tar(
