@@ -189,6 +189,11 @@ def push_command(**kwargs: Any) -> None:
     metavar="PATH",
     help="Extract only this file or folder (relative to the bundle root) and .imgpkg/; repeatable.",
 )
+@click.option(
+    "--preserve-permissions",
+    is_flag=True,
+    help="Give every file and folder exactly its archive mode, whatever the umask.",
+)
 @registry_options()
 def pull_command(**kwargs: Any) -> None:
     """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
@@ -234,6 +239,7 @@ def pull_command(**kwargs: Any) -> None:
                 force=kwargs["force"],
                 image_is_bundle_check=kwargs["image_is_bundle_check"],
                 include_paths=kwargs["include_paths"],
+                preserve_permissions=kwargs["preserve_permissions"],
                 on_line=click.echo,
                 progress=progress,
             )
@@ -259,6 +265,7 @@ def _pull_from_files(kwargs: dict[str, Any], output: str) -> None:
             recursive=kwargs["recursive"],
             force=kwargs["force"],
             include_paths=kwargs["include_paths"],
+            preserve_permissions=kwargs["preserve_permissions"],
             on_line=click.echo,
         )
     )

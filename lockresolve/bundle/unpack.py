@@ -86,7 +86,11 @@ def _hashing(chunks: Iterator[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
 
 
 def _extract_one(
-    layer: DownloadedLayer, dest: Path, limits: ExtractLimits, on_bytes: Callable[[int], None]
+    layer: DownloadedLayer,
+    dest: Path,
+    limits: ExtractLimits,
+    on_bytes: Callable[[int], None],
+    preserve_permissions: bool = False,
 ) -> None:
     hasher = hashlib.sha256()
     stream = _hashing(iter_uncompressed(layer.path, layer.media_type), hasher)
@@ -97,7 +101,7 @@ def _extract_one(
             yield chunk
 
     source = counted()
-    extract_tar(source, dest, limits=limits)
+    extract_tar(source, dest, limits=limits, preserve_permissions=preserve_permissions)
     for _ in source:  # hash whatever follows the end-of-archive marker
         pass
     actual = "sha256:" + hasher.hexdigest()
@@ -115,6 +119,7 @@ def unpack_layers(
     limits: ExtractLimits = DEFAULT_LIMITS,
     on_layer: Callable[[int, DownloadedLayer], None] | None = None,
     on_bytes: Callable[[int], None] = lambda n: None,
+    preserve_permissions: bool = False,
 ) -> None:
     """Extract ``layers`` in order into the empty directory ``dest``; later layers win."""
     target = Path(dest)
@@ -122,10 +127,10 @@ def unpack_layers(
         if on_layer is not None:
             on_layer(index, layer)
         if index == 0:
-            _extract_one(layer, target, limits, on_bytes)
+            _extract_one(layer, target, limits, on_bytes, preserve_permissions)
             continue
         with tempfile.TemporaryDirectory(prefix=".layer-", dir=target.parent) as tmp:
-            _extract_one(layer, Path(tmp), limits, on_bytes)
+            _extract_one(layer, Path(tmp), limits, on_bytes, preserve_permissions)
             _merge(Path(tmp), target)
 
 

@@ -91,6 +91,7 @@ class _Context:
     on_line: Callable[[str], None]
     progress: Progress
     workdir: Path
+    preserve_permissions: bool = False
     processed: dict[str, bool] = field(default_factory=dict)
     nested_count: int = 0
 
@@ -142,6 +143,7 @@ async def pull(
     force: bool = False,
     image_is_bundle_check: bool = True,
     include_paths: Sequence[str] = (),
+    preserve_permissions: bool = False,
     on_line: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> PullResult:
@@ -169,7 +171,7 @@ async def pull(
         staging_directory(out) as staging,
         tempfile.TemporaryDirectory(prefix="lockresolve-pull-") as work,
     ):
-        ctx = _Context(client, recursive, log, bar, Path(work))
+        ctx = _Context(client, recursive, log, bar, Path(work), preserve_permissions)
         if kind == "image":
             log(f"Pulling image '{artifact.ref}'")
             await _extract_image(ctx, artifact, staging, indent="")
@@ -242,7 +244,11 @@ async def _extract_image(ctx: _Context, image: RemoteImage, dest: Path, indent: 
         lines.append(f"{indent}Extracting layer '{layer.digest}' ({index + 1}/{total})")
 
     dest.mkdir(parents=True, exist_ok=True)
-    await anyio.to_thread.run_sync(lambda: unpack_layers(layers, dest, on_layer=note))
+    await anyio.to_thread.run_sync(
+        lambda: unpack_layers(
+            layers, dest, on_layer=note, preserve_permissions=ctx.preserve_permissions
+        )
+    )
     for line in lines:
         ctx.on_line(line)
     for layer in layers:

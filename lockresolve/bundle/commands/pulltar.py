@@ -94,8 +94,14 @@ def _copy_out(region: Region, digest: str, dest: Path, shown: str) -> None:
 
 class _FilePull:
     def __init__(
-        self, artifacts: Sequence[Artifact], blobs: FileBlobs, shown: str, work: Path
+        self,
+        artifacts: Sequence[Artifact],
+        blobs: FileBlobs,
+        shown: str,
+        work: Path,
+        preserve_permissions: bool = False,
     ) -> None:
+        self.preserve_permissions = preserve_permissions
         self.by_digest = {a.digest: a for a in artifacts}
         self.blobs, self.shown, self.work = blobs, shown, work
         self.lines: list[str] = []
@@ -113,7 +119,7 @@ class _FilePull:
             self.lines.append(f"{indent}Extracting layer '{layer.digest}' ({index + 1}/{total})")
 
         dest.mkdir(parents=True, exist_ok=True)
-        unpack_layers(layers, dest, on_layer=note)
+        unpack_layers(layers, dest, on_layer=note, preserve_permissions=self.preserve_permissions)
         for layer in layers:
             layer.path.unlink(missing_ok=True)
 
@@ -151,6 +157,7 @@ async def pull_from_files(
     recursive: bool = False,
     force: bool = False,
     include_paths: Sequence[str] = (),
+    preserve_permissions: bool = False,
     on_line: Callable[[str], None] | None = None,
 ) -> PullResult:
     """Extract the bundle or image held by ``tar`` (or ``oci_layout``) into ``out``."""
@@ -178,7 +185,7 @@ async def pull_from_files(
             staging_directory(out) as staging,
             tempfile.TemporaryDirectory(prefix="lockresolve-pull-") as tmp,
         ):
-            job = _FilePull(artifacts, blobs, shown, Path(tmp))
+            job = _FilePull(artifacts, blobs, shown, Path(tmp), preserve_permissions)
             if _is_bundle(image):
                 pulled = job.bundle(image, staging, "", "", recursive)
                 result = PullResult(image=pulled.image, is_bundle=True, bundle=pulled)
