@@ -287,6 +287,7 @@ def _pull_from_files(kwargs: dict[str, Any], output: str) -> None:
     help="text or yaml (imgpkg's formats).",
 )
 @bool_option("--layers", True, "List each image's layer digests (read from its manifest).")
+@bool_option("--cosign-artifacts", True, "List each image's cosign signature (.sig), as imgpkg.")
 @registry_options()
 def describe_command(**kwargs: Any) -> None:
     """Describe a bundle's images and nested bundles, as imgpkg describe."""
@@ -300,7 +301,13 @@ def describe_command(**kwargs: Any) -> None:
     if kwargs["output_type"] not in ("text", "yaml"):
         _fail("--output-type can only have the following values [text, yaml]")
     desc = _run(
-        settings, lambda client: describe_bundle(client, kwargs["bundle"], layers=kwargs["layers"])
+        settings,
+        lambda client: describe_bundle(
+            client,
+            kwargs["bundle"],
+            layers=kwargs["layers"],
+            cosign_artifacts=kwargs["cosign_artifacts"],
+        ),
     )
     text = description_yaml(desc) if kwargs["output_type"] == "yaml" else description_text(desc)
     click.echo(text, nl=False)

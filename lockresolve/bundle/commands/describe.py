@@ -8,9 +8,11 @@ when the bundle's locations image says it is not a bundle); bundles are
 described in turn, relative to their own repository; entries with one digest
 count once (the first in ``images.yml`` order). The description is the value
 imgpkg prints with ``--output-type yaml`` (``sha: <digest>``, then the
-``sigs.k8s.io/yaml`` of the ``Description``), or its text form. Not done:
-cosign artifacts (imgpkg's ``--cosign-artifacts``, on by default, lists a
-``.sig`` tag as an image of type ``Signature`` when there is one).
+``sigs.k8s.io/yaml`` of the ``Description``), or its text form. With
+``cosign_artifacts`` (imgpkg's ``--cosign-artifacts``, on by default) the
+``sha256-<hex>.sig`` of the bundle and of each of its images is listed as an
+image of type ``Signature`` (annotation ``tag``); a denied one is left out
+(imgpkg lists it with its error).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import anyio
 from lockresolve.bundle.collect import read_bundle_lock
 from lockresolve.bundle.locations import fetch_locations, locations_ref
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
+from lockresolve.bundle.signatures import signature_tag
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError
 from lockresolve.goyaml import marshal
 from lockresolve.reference import Reference
@@ -59,7 +62,35 @@ async def _index_layers(client: RegistryClient, index: RemoteIndex) -> list[dict
 class _Walk:
     client: RegistryClient
     layers: bool
+    cosign: bool = True
     done: dict[str, Description] = field(default_factory=dict)
+
+    async def signatures(self, primaries: list[str], images: dict[str, Description]) -> None:
+        """imgpkg's cosign lookup: each ``sha256-<hex>.sig`` found is an image of type
+        ``Signature`` with the annotation ``tag``; absent or denied ones are left out."""
+
+        async def one(primary: str) -> None:
+            ref = Reference.parse(primary)
+            repo = Reference(ref.registry, ref.repository)
+            tag = signature_tag(str(ref.digest))
+            try:
+                found = await fetch_artifact(self.client, repo.with_tag(tag))
+            except (NotFoundError, AuthError):
+                return
+            digest = str(found.ref.digest)
+            info: Description = {
+                "image": f"{repo.context}@{digest}",
+                "origin": f"{repo.context}@{digest}",
+                "annotations": {"tag": tag},
+                "imageType": "Signature",
+            }
+            if (layers := await self.layer_list(found)) is not None:
+                info["layers"] = layers
+            images[digest] = info
+
+        async with anyio.create_task_group() as tg:
+            for primary in primaries:
+                tg.start_soon(one, primary)
 
     async def layer_list(self, artifact: RemoteImage | RemoteIndex) -> list[dict[str, str]] | None:
         if not self.layers:
@@ -88,6 +119,7 @@ class _Walk:
         images: dict[str, Description] = {}
         failures: list[LockresolveError] = []
         in_repo = Reference(bundle.ref.registry, bundle.ref.repository)
+        primaries = [primary]
 
         async def one(image: str, notes: Mapping[str, str], digest: str) -> None:
             try:
@@ -96,6 +128,7 @@ class _Walk:
                     artifact: RemoteImage | RemoteIndex = await fetch_artifact(self.client, local)
                 else:
                     artifact = await self._first(local, Reference.parse(image))
+                primaries.append(f"{artifact.ref.context}@{digest}")
                 if isinstance(artifact, RemoteImage) and artifact.is_bundle:
                     bundles[digest] = await self.bundle(artifact, image, notes)
                     return
@@ -117,6 +150,8 @@ class _Walk:
                 tg.start_soon(one, entry.image, entry.annotations, str(entry.reference.digest))
         if failures:
             raise failures[0]
+        if self.cosign:
+            await self.signatures(primaries, images)
         internal = await self._locations_image(bundle)
         if internal is not None:
             images[internal.manifest.digest] = {
@@ -163,7 +198,7 @@ class _Walk:
 
 
 async def describe_bundle(
-    client: RegistryClient, source: str, *, layers: bool = True
+    client: RegistryClient, source: str, *, layers: bool = True, cosign_artifacts: bool = True
 ) -> Description:
     """imgpkg's ``Description`` of the bundle at ``source``."""
     ref = Reference.parse(source)
@@ -171,7 +206,7 @@ async def describe_bundle(
     if not isinstance(artifact, RemoteImage) or not artifact.is_bundle:
         raise BundleError(f"Only bundles can be described, and {source} is not a bundle")
     top = f"{artifact.ref.context}@{artifact.manifest.digest}"
-    return await _Walk(client, layers).bundle(artifact, top, {})
+    return await _Walk(client, layers, cosign_artifacts).bundle(artifact, top, {})
 
 
 def description_yaml(desc: Description) -> str:
