@@ -228,9 +228,15 @@ def outdated_command(**kwargs: Any) -> None:
 
 
 def _register_bundle_commands() -> None:
-    from lockresolve.cli_bundle import copy_command, pull_command, push_command, tag_group
+    from lockresolve.cli_bundle import (
+        copy_command,
+        describe_command,
+        pull_command,
+        push_command,
+        tag_group,
+    )
 
-    for command in (push_command, pull_command, copy_command, tag_group):
+    for command in (push_command, pull_command, copy_command, tag_group, describe_command):
         cli.add_command(command)
 
 

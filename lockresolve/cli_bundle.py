@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["copy_command", "pull_command", "push_command", "tag_group"]
+__all__ = ["copy_command", "describe_command", "pull_command", "push_command", "tag_group"]
 
 
 def _split(values: Iterable[str]) -> list[str]:
@@ -89,6 +89,14 @@ def _run(settings: RegistrySettings, work: Callable[[RegistryClient], Awaitable[
     is_flag=True,
     help="First resolve the images in the bundle's YAML into .imgpkg/images.yml (-b only).",
 )
+@click.option(
+    "--lock-images-exclude",
+    "lock_images_exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="With --lock-images: a path in the bundle (or folder; glob) to keep but not "
+    "resolve, e.g. a Helm chart's templates; repeatable.",
+)
 @registry_options()
 def push_command(**kwargs: Any) -> None:
     """Push files as a bundle (-b) or a plain image (-i), as imgpkg push."""
@@ -104,6 +112,8 @@ def push_command(**kwargs: Any) -> None:
         _fail("Expected either image or bundle")
     if kwargs["lock_images"] and not bundle:
         _fail("--lock-images needs a bundle (-b)")
+    if kwargs["lock_images_exclude"] and not kwargs["lock_images"]:
+        _fail("--lock-images-exclude needs --lock-images")
     labels = parse_label_flags(kwargs["labels"])
     exclusions = _split(kwargs["exclusions"]) if kwargs["exclusions"] else None
 
@@ -117,6 +127,7 @@ def push_command(**kwargs: Any) -> None:
                     bundle,
                     _split(kwargs["files"]),
                     exclusions=exclusions,
+                    lock_exclusions=tuple(kwargs["lock_images_exclude"]),
                     labels=labels,
                     lock_output=kwargs["lock_output"],
                     gzip=kwargs["gzip"],
@@ -157,12 +168,36 @@ def push_command(**kwargs: Any) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="BundleLock file naming the bundle to pull.",
 )
+@click.option(
+    "--tar",
+    "tar",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="imgpkg tar (copy --to-tar) to extract the bundle or image from, no registry.",
+)
+@click.option(
+    "--oci-layout",
+    "oci_layout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="OCI image layout to extract the bundle or image from, no registry.",
+)
 @click.option("-o", "--output", "output", required=True, help="Output directory.")
 @click.option("-r", "--recursive", is_flag=True, help="Also pull nested bundles.")
 @bool_option(
     "--image-is-bundle-check", True, "Refuse a bundle given with -i (false: pull its files)."
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option(
+    "--include-path",
+    "include_paths",
+    multiple=True,
+    metavar="PATH",
+    help="Extract only this file or folder (relative to the bundle root) and .imgpkg/; repeatable.",
+)
+@click.option(
+    "--preserve-permissions",
+    is_flag=True,
+    help="Give every file and folder exactly its archive mode, whatever the umask.",
+)
 @registry_options()
 def pull_command(**kwargs: Any) -> None:
     """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
@@ -174,9 +209,17 @@ def pull_command(**kwargs: Any) -> None:
     output: str = kwargs["output"]
     check_output_path(output)
     sources = [kwargs["lock"], kwargs["bundle"], kwargs["image"]]
+    files = [kwargs["tar"], kwargs["oci_layout"]]
     given = sum(1 for s in sources if s)
-    if given > 1:
-        _fail("Expected only one of image, bundle, or lock")
+    if given + sum(1 for f in files if f) > 1:
+        _fail(
+            "Expected only one of image, bundle, or lock"
+            if given > 1
+            else "Expected only one of image, bundle, lock, --tar or --oci-layout"
+        )
+    if any(files):
+        _pull_from_files(kwargs, output)
+        return
     if given == 0:
         _fail("Expected either image or bundle reference")
     if kwargs["recursive"] and kwargs["image"]:
@@ -199,6 +242,8 @@ def pull_command(**kwargs: Any) -> None:
                 recursive=kwargs["recursive"],
                 force=kwargs["force"],
                 image_is_bundle_check=kwargs["image_is_bundle_check"],
+                include_paths=kwargs["include_paths"],
+                preserve_permissions=kwargs["preserve_permissions"],
                 on_line=click.echo,
                 progress=progress,
             )
@@ -206,6 +251,70 @@ def pull_command(**kwargs: Any) -> None:
     _run(settings, run)
     click.echo("")
     click.echo("Succeeded")
+
+
+def _pull_from_files(kwargs: dict[str, Any], output: str) -> None:
+    """``pull --tar FILE`` / ``--oci-layout DIR``: no registry, so no client."""
+    import anyio
+
+    from lockresolve.bundle.commands.pulltar import pull_from_files
+
+    if not kwargs["image_is_bundle_check"]:
+        _fail("Cannot set --image-is-bundle-check with --tar or --oci-layout")
+    anyio.run(
+        lambda: pull_from_files(
+            output,
+            tar=kwargs["tar"],
+            oci_layout=kwargs["oci_layout"],
+            recursive=kwargs["recursive"],
+            force=kwargs["force"],
+            include_paths=kwargs["include_paths"],
+            preserve_permissions=kwargs["preserve_permissions"],
+            on_line=click.echo,
+        )
+    )
+    click.echo("")
+    click.echo("Succeeded")
+
+
+# --- describe ----------------------------------------------------------------
+
+
+@click.command("describe")
+@click.option("-b", "--bundle", required=True, help="Bundle reference to describe.")
+@click.option(
+    "-o",
+    "--output-type",
+    "output_type",
+    default="text",
+    show_default=True,
+    help="text or yaml (imgpkg's formats).",
+)
+@bool_option("--layers", True, "List each image's layer digests (read from its manifest).")
+@bool_option("--cosign-artifacts", True, "List each image's cosign signature (.sig), as imgpkg.")
+@registry_options()
+def describe_command(**kwargs: Any) -> None:
+    """Describe a bundle's images and nested bundles, as imgpkg describe."""
+    from lockresolve.bundle.commands.describe import (
+        describe_bundle,
+        description_text,
+        description_yaml,
+    )
+
+    settings = settings_from_kwargs(kwargs)
+    if kwargs["output_type"] not in ("text", "yaml"):
+        _fail("--output-type can only have the following values [text, yaml]")
+    desc = _run(
+        settings,
+        lambda client: describe_bundle(
+            client,
+            kwargs["bundle"],
+            layers=kwargs["layers"],
+            cosign_artifacts=kwargs["cosign_artifacts"],
+        ),
+    )
+    text = description_yaml(desc) if kwargs["output_type"] == "yaml" else description_text(desc)
+    click.echo(text, nl=False)
 
 
 # --- tag ---------------------------------------------------------------------
@@ -274,6 +383,17 @@ def tag_resolve_command(**kwargs: Any) -> None:
     help="Write a BundleLock (bundle) or ImagesLock (images) of the copy.",
 )
 @click.option("--repo-based-tags", is_flag=True, help="Tag items <repo-path>-sha256-<hex>.imgpkg.")
+@bool_option(
+    "--cosign-signatures",
+    False,
+    "Also copy each item's cosign signature (sha256-<hex>.sig), as imgpkg, and its "
+    "attestations and SBOMs (.att, .sbom).",
+)
+@bool_option(
+    "--referrers",
+    False,
+    "Also copy each item's OCI 1.1 referrers (the sha256-<hex> fallback tag's index).",
+)
 @click.option("--resume", is_flag=True, help="With --to-tar: reuse valid blobs of an earlier tar.")
 @registry_options()
 def copy_command(**kwargs: Any) -> None:
@@ -303,6 +423,8 @@ def copy_command(**kwargs: Any) -> None:
                 lock_output=kwargs["lock_output"],
                 repo_based_tags=kwargs["repo_based_tags"],
                 resume=kwargs["resume"],
+                cosign_signatures=kwargs["cosign_signatures"],
+                referrers=kwargs["referrers"],
                 concurrency=concurrency,
                 on_line=click.echo,
                 progress=progress,

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import tarfile
+import json
 import tempfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +27,16 @@ import anyio.to_thread
 
 from lockresolve.bundle.commands.pull import NOT_BUNDLE_HINT
 from lockresolve.bundle.imagedesc import CopyFailed, RefMeta
-from lockresolve.bundle.locations import ImageLocation, fetch_locations
+from lockresolve.bundle.locations import ImageLocation, fetch_locations, one_per_digest
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
+from lockresolve.bundle.tarmember import find_images_lock
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError
 from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 
 __all__ = [
+    "LOCK_ANNOTATIONS_LABEL",
     "ROOT_BUNDLE_LABEL",
     "BundleNode",
     "Collection",
@@ -43,6 +45,8 @@ __all__ = [
     "collect_image",
     "collect_images_lock",
     "images_lock_from_layer",
+    "lock_annotations_label",
+    "lock_annotations_of",
     "read_bundle_lock",
 ]
 
@@ -73,30 +77,27 @@ class Collection:
 
 
 def images_lock_from_layer(opener: Callable[[], io.BufferedReader], shown: str) -> ImagesLock:
-    """The ``.imgpkg/images.yml`` of a bundle layer (gzip or not), streamed, memory flat."""
+    """The ``.imgpkg/images.yml`` of a bundle layer (gzip or not), streamed, memory flat.
+
+    Extended tar headers are capped (:mod:`lockresolve.bundle.tarmember`), and an
+    ``images.yml`` over 16 MiB is an error naming it, never read cut short.
+    """
     with opener() as raw:
         head = raw.peek(2)[:2]
         stream: IO[bytes] | gzip.GzipFile = raw
         if head == b"\x1f\x8b":
             stream = gzip.GzipFile(fileobj=raw)
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                for member in tar:
-                    name = member.name.replace("\\", "/")
-                    if (
-                        os.path.dirname(name) == ".imgpkg"
-                        and os.path.basename(name) == "images.yml"
-                    ):
-                        fh = tar.extractfile(member)
-                        if fh is None:
-                            break
-                        data = fh.read(16 << 20)
-                        return ImagesLock.from_bytes(data, source=shown)
-        except (OSError, EOFError, tarfile.TarError) as exc:
-            raise BundleError(f"Reading ImagesLock file: reading tar: {exc}") from None
-    raise BundleError(
-        "Reading ImagesLock file: Expected to find .imgpkg/images.yml in bundle image"
-    )
+            data = find_images_lock(stream)
+        except BundleError as exc:
+            raise BundleError(f"Reading ImagesLock file of {shown}: {exc}") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BundleError(f"Reading ImagesLock file of {shown}: reading tar: {exc}") from None
+    if data is None:
+        raise BundleError(
+            "Reading ImagesLock file: Expected to find .imgpkg/images.yml in bundle image"
+        )
+    return ImagesLock.from_bytes(data, source=shown)
 
 
 async def read_bundle_lock(client: RegistryClient, bundle: RemoteImage) -> ImagesLock:
@@ -109,7 +110,10 @@ async def read_bundle_lock(client: RegistryClient, bundle: RemoteImage) -> Image
         path = Path(tmp) / "layer"
         async with await anyio.open_file(path, "wb") as fh:
             async for chunk in client.get_blob(
-                bundle.ref.registry, bundle.ref.repository, layers[0].digest
+                bundle.ref.registry,
+                bundle.ref.repository,
+                layers[0].digest,
+                size=layers[0].size or None,
             ):
                 await fh.write(chunk)
         return await anyio.to_thread.run_sync(
@@ -168,7 +172,7 @@ class _Walk:
             for entry in lock.images:
                 tg.start_soon(image, entry)
         self.bundles[digest] = BundleNode(
-            bundle.ref, tuple(found[e.image] for e in lock.images if e.image in found)
+            bundle.ref, one_per_digest(found[e.image] for e in lock.images if e.image in found)
         )
 
     async def image(
@@ -242,8 +246,36 @@ async def collect_images_lock(client: RegistryClient, lock: ImagesLock) -> Colle
                 "Unable to copy bundles using an Images Lock file "
                 "(hint: Create a bundle with these images)"
             )
-        metas.setdefault(str(artifact.ref), RefMeta(ref=str(artifact.ref), prefetched=artifact))
+        labels = None
+        if entry.annotations:  # carried through a tar or layout (imgpkg #217)
+            labels = {LOCK_ANNOTATIONS_LABEL: lock_annotations_label(entry.annotations)}
+        metas.setdefault(
+            str(artifact.ref), RefMeta(ref=str(artifact.ref), labels=labels, prefetched=artifact)
+        )
     return Collection(metas=tuple(metas.values()))
+
+
+#: the label that carries an ImagesLock entry's annotations through ``--to-tar`` and
+#: ``--to-oci-layout`` (imgpkg, which has no such thing, keeps it in ``Labels`` and ignores it)
+LOCK_ANNOTATIONS_LABEL = "dev.carvel.lockresolve.images-lock.annotations"
+
+
+def lock_annotations_label(annotations: Mapping[str, str]) -> str:
+    return json.dumps(dict(annotations), sort_keys=True, separators=(",", ":"))
+
+
+def lock_annotations_of(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """The ImagesLock annotations a tar or layout item carries ({} when none)."""
+    raw = (labels or {}).get(LOCK_ANNOTATIONS_LABEL)
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 async def collect_bundle_lock(client: RegistryClient, lock: BundleLock) -> Collection:

@@ -24,7 +24,10 @@ split at ``\\``; directories are created with mode 0o777 and files with the
 owner bits copied to group and other unless the archive gave group or other
 bits, both less the umask; setuid, setgid and sticky bits are dropped. Unlike
 imgpkg, empty directories are recreated (pass ``empty_dirs=False`` to skip
-them), so a pull gives back the tree that was pushed.
+them), so a pull gives back the tree that was pushed. ``preserve_permissions``
+(``pull --preserve-permissions``) gives every file and directory exactly the
+permission bits of its entry instead, whatever the umask (directories once
+their content is written; the root keeps its own).
 """
 
 from __future__ import annotations
@@ -325,6 +328,7 @@ def extract_tar(
     *,
     limits: ExtractLimits = DEFAULT_LIMITS,
     empty_dirs: bool = True,
+    preserve_permissions: bool = False,
 ) -> tuple[str, ...]:
     """Extract the tar read from ``source`` into the empty directory ``dest``.
 
@@ -334,15 +338,26 @@ def extract_tar(
     ``dest`` holds a partial tree: extract into a staging directory (see
     :func:`staging_directory`) and throw it away on failure.
     """
+    root = os.fspath(dest)
     try:
-        return _extract(_TarReader(_Source(source), limits), os.fspath(dest), limits, empty_dirs)
+        dir_modes: dict[tuple[str, ...], int] | None = {} if preserve_permissions else None
+        files = _extract(_TarReader(_Source(source), limits), root, limits, empty_dirs, dir_modes)
+        for parts in sorted(dir_modes or {}, key=len, reverse=True):  # children first
+            os.chmod(os.path.join(root, *parts), (dir_modes or {})[parts])
+        return files
     except OSError as exc:
         raise BundleError(f"Extracting layer into '{os.fspath(dest)}': {exc}") from exc
 
 
 def _extract(
-    reader: _TarReader, root: str, limits: ExtractLimits, empty_dirs: bool
+    reader: _TarReader,
+    root: str,
+    limits: ExtractLimits,
+    empty_dirs: bool,
+    dir_modes: dict[tuple[str, ...], int] | None = None,
 ) -> tuple[str, ...]:
+    """``dir_modes`` not None: ``--preserve-permissions`` (exact modes; folders' are
+    recorded there, to be applied once their content is written)."""
     kinds: dict[tuple[str, ...], str] = {(): "dir"}
     files: list[str] = []
     entries = 0
@@ -376,6 +391,8 @@ def _extract(
             if empty_dirs or not parts:
                 _make_dirs(root, parts, kinds)
             kinds[parts] = "dir"
+            if dir_modes is not None and parts and empty_dirs:
+                dir_modes[parts] = header.mode & 0o777
             continue
         if header.size > limits.max_file_size:
             raise UnsafeArchiveError(
@@ -389,7 +406,7 @@ def _extract(
             )
         _make_dirs(root, parts[:-1], kinds)
         kinds[parts] = "file"
-        _write_file(reader, root, parts, header)
+        _write_file(reader, root, parts, header, exact=dir_modes is not None)
         files.append("/".join(parts))
     return tuple(files)
 
@@ -403,10 +420,14 @@ def _make_dirs(root: str, parts: tuple[str, ...], kinds: dict[tuple[str, ...], s
         kinds.setdefault(key, "dir")
 
 
-def _write_file(reader: _TarReader, root: str, parts: tuple[str, ...], header: _Header) -> None:
+def _write_file(
+    reader: _TarReader, root: str, parts: tuple[str, ...], header: _Header, *, exact: bool = False
+) -> None:
     path = os.path.join(root, *parts)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(path, flags, _file_mode(header.mode))
+    fd = os.open(path, flags, 0o600 if exact else _file_mode(header.mode))
+    if exact:  # the archive's permission bits, whatever the umask
+        os.fchmod(fd, header.mode & 0o777)
     with open(fd, "wb") as out:
         remaining = header.size
         while remaining:

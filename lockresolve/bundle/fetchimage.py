@@ -39,6 +39,7 @@ class _Fetch:
     progress: Progress
     on_line: Callable[[str], None]
     workdir: Path
+    preserve_permissions: bool = False
 
 
 async def _download_layers(
@@ -58,17 +59,31 @@ async def _download_layers(
     for d in descriptors:
         ctx.progress.expect(d.size)
 
+    sizes = {d.digest: d.size for d in descriptors}
+
     async def fetch(layer: DownloadedLayer) -> None:
         async with await anyio.open_file(layer.path, "wb") as fh:
             async for chunk in ctx.client.get_blob(
-                image.ref.registry, image.ref.repository, layer.digest
+                image.ref.registry,
+                image.ref.repository,
+                layer.digest,
+                size=sizes[layer.digest] or None,
             ):
                 await fh.write(chunk)
                 ctx.progress.advance(len(chunk))
 
+    # A few workers, not a task per layer: at most --concurrency layers are open
+    # at once, whatever the image holds (the client bounds requests per host,
+    # these bound the streams and the temporary files being written).
+    pending = iter(layers)
+
+    async def worker() -> None:
+        for layer in pending:  # shared: each layer is taken by one worker
+            await fetch(layer)
+
     async with anyio.create_task_group() as tg:
-        for layer in layers:
-            tg.start_soon(fetch, layer)
+        for _ in range(max(1, min(ctx.client.policy.concurrency, len(layers)))):
+            tg.start_soon(worker)
     return layers
 
 
@@ -81,9 +96,10 @@ async def extract_image(
     progress: Progress,
     on_line: Callable[[str], None],
     indent: str,
+    preserve_permissions: bool = False,
 ) -> None:
     """Download the layers of ``image`` and extract them into ``dest`` (a staging directory)."""
-    ctx = _Fetch(client, progress, on_line, workdir)
+    ctx = _Fetch(client, progress, on_line, workdir, preserve_permissions)
     if len(image.layers) == 1:
         await _stream_single_layer(ctx, image, dest, indent)
         return
@@ -96,7 +112,11 @@ async def extract_image(
         lines.append(f"{indent}Extracting layer '{layer.digest}' ({index + 1}/{total})")
 
     dest.mkdir(parents=True, exist_ok=True)
-    await anyio.to_thread.run_sync(lambda: unpack_layers(layers, dest, on_layer=note))
+    await anyio.to_thread.run_sync(
+        lambda: unpack_layers(
+            layers, dest, on_layer=note, preserve_permissions=ctx.preserve_permissions
+        )
+    )
     for line in lines:
         ctx.on_line(line)
     for layer in layers:
@@ -131,7 +151,11 @@ async def _stream_single_layer(ctx: _Fetch, image: RemoteImage, dest: Path, inde
         async with send:
             try:
                 async for chunk in ctx.client.get_blob(
-                    image.ref.registry, image.ref.repository, layer.digest, chunk_size=_STREAM_CHUNK
+                    image.ref.registry,
+                    image.ref.repository,
+                    layer.digest,
+                    chunk_size=_STREAM_CHUNK,
+                    size=descriptor.size or None,
                 ):
                     await send.send(chunk)
                     ctx.progress.advance(len(chunk))
@@ -152,7 +176,11 @@ async def _stream_single_layer(ctx: _Fetch, image: RemoteImage, dest: Path, inde
     async with anyio.create_task_group() as tg:
         tg.start_soon(download)
         try:
-            await anyio.to_thread.run_sync(lambda: unpack_stream(blob(), layer, dest))
+            await anyio.to_thread.run_sync(
+                lambda: unpack_stream(
+                    blob(), layer, dest, preserve_permissions=ctx.preserve_permissions
+                )
+            )
         except Exception as exc:
             extract_error = exc
         finally:

@@ -19,7 +19,7 @@ import io
 import os
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -40,6 +40,7 @@ __all__ = [
     "fetch_locations",
     "locations_ref",
     "locations_tag",
+    "one_per_digest",
     "push_locations",
 ]
 
@@ -104,13 +105,34 @@ class ImageLocations:
         return cls(tuple(items))
 
     def to_bytes(self) -> bytes:
+        """imgpkg's bytes: sorted by image; no image is ``images: null`` (Go's nil slice)."""
         ordered = sorted(self.images, key=lambda loc: loc.image.encode("utf-8"))
         doc: dict[str, object] = {
             "apiVersion": LOCK_API_VERSION,
-            "images": [{"image": loc.image, "isBundle": loc.is_bundle} for loc in ordered],
+            "images": [{"image": loc.image, "isBundle": loc.is_bundle} for loc in ordered] or None,
             "kind": LOCATIONS_KIND,
         }
         return ("---\n" + marshal(doc)).encode("utf-8")
+
+
+def one_per_digest(images: Iterable[ImageLocation]) -> tuple[ImageLocation, ...]:
+    """A bundle's locations entries as imgpkg records them: one per digest.
+
+    imgpkg's ``NoteCopy`` writes one entry per digest of the bundle's
+    ``images.yml`` (its image cache is keyed by digest), so two entries locking
+    one digest from two repositories give one entry. Which one imgpkg keeps is
+    whichever its concurrent fetches settle first: the first in ``images.yml``
+    order for plain images in every recorded run, either for nested bundles
+    (see ``tests/fixtures/conformance/locations/``). lockresolve keeps the first.
+    """
+    seen: set[str] = set()
+    kept: list[ImageLocation] = []
+    for loc in images:
+        digest = loc.image.rpartition("@")[2]
+        if digest not in seen:
+            seen.add(digest)
+            kept.append(loc)
+    return tuple(kept)
 
 
 def locations_tag(bundle_digest: str) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import os
 import shutil
+import stat
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -107,10 +108,19 @@ def _hashing(chunks: Iterator[bytes], hasher: hashlib._Hash) -> Iterator[bytes]:
 
 
 def _extract_one(
-    layer: DownloadedLayer, dest: Path, limits: ExtractLimits, on_bytes: Callable[[int], None]
+    layer: DownloadedLayer,
+    dest: Path,
+    limits: ExtractLimits,
+    on_bytes: Callable[[int], None],
+    preserve_permissions: bool = False,
 ) -> None:
     _extract_tar_stream(
-        iter_uncompressed(layer.path, layer.media_type), layer, dest, limits, on_bytes
+        iter_uncompressed(layer.path, layer.media_type),
+        layer,
+        dest,
+        limits,
+        on_bytes,
+        preserve_permissions,
     )
 
 
@@ -120,6 +130,7 @@ def _extract_tar_stream(
     dest: Path,
     limits: ExtractLimits,
     on_bytes: Callable[[int], None],
+    preserve_permissions: bool = False,
 ) -> None:
     hasher = hashlib.sha256()
     stream = _hashing(tar, hasher)
@@ -130,7 +141,7 @@ def _extract_tar_stream(
             yield chunk
 
     source = counted()
-    extract_tar(source, dest, limits=limits)
+    extract_tar(source, dest, limits=limits, preserve_permissions=preserve_permissions)
     for _ in source:  # hash whatever follows the end-of-archive marker
         pass
     actual = "sha256:" + hasher.hexdigest()
@@ -148,6 +159,7 @@ def unpack_stream(
     *,
     limits: ExtractLimits = DEFAULT_LIMITS,
     on_bytes: Callable[[int], None] = lambda n: None,
+    preserve_permissions: bool = False,
 ) -> None:
     """Extract one layer into the empty directory ``dest`` from the chunks of its blob.
 
@@ -156,7 +168,7 @@ def unpack_stream(
     at the end gets to do so; the diff_id is checked as in :func:`unpack_layers`.
     """
     tar = gunzip_chunks(iter(blob), layer.media_type)
-    _extract_tar_stream(tar, layer, Path(dest), limits, on_bytes)
+    _extract_tar_stream(tar, layer, Path(dest), limits, on_bytes, preserve_permissions)
     for _ in blob:  # whatever follows the last gzip member (nothing, in a valid layer)
         pass
 
@@ -168,6 +180,7 @@ def unpack_layers(
     limits: ExtractLimits = DEFAULT_LIMITS,
     on_layer: Callable[[int, DownloadedLayer], None] | None = None,
     on_bytes: Callable[[int], None] = lambda n: None,
+    preserve_permissions: bool = False,
 ) -> None:
     """Extract ``layers`` in order into the empty directory ``dest``; later layers win."""
     target = Path(dest)
@@ -175,42 +188,130 @@ def unpack_layers(
         if on_layer is not None:
             on_layer(index, layer)
         if index == 0:
-            _extract_one(layer, target, limits, on_bytes)
+            _extract_one(layer, target, limits, on_bytes, preserve_permissions)
             continue
         with tempfile.TemporaryDirectory(prefix=".layer-", dir=target.parent) as tmp:
-            _extract_one(layer, Path(tmp), limits, on_bytes)
+            _extract_one(layer, Path(tmp), limits, on_bytes, preserve_permissions)
             _merge(Path(tmp), target)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
+def _shown(rel: Path, name: str) -> str:
+    return (rel / name).as_posix()
+
+
+def check_whiteouts(layer_root: Path) -> None:
+    """Refuse a layer whose whiteouts could remove what they must not, before anything is removed.
+
+    A whiteout is a regular file ``.wh.<name>`` naming one sibling; refused are
+    whiteouts that are directories, whose ``<name>`` is empty, ``.`` or ``..``
+    (``.wh...`` would remove the folder above), and ``.wh..wh.*`` names other
+    than the opaque marker ``.wh..wh..opq`` (aufs metadata, never in a pushed layer).
+    """
+    for root, dirs, files in os.walk(layer_root):
+        rel = Path(root).relative_to(layer_root)
+        for name in dirs:
+            if name.startswith(_WHITEOUT):
+                raise UnsafeArchiveError(
+                    f"tar entry {_shown(rel, name)!r}: a whiteout must be a file, not a directory"
+                )
+        for name in files:
+            if not name.startswith(_WHITEOUT) or name == _OPAQUE:
+                continue
+            target = name[len(_WHITEOUT) :]
+            if target in ("", ".", ".."):
+                raise UnsafeArchiveError(
+                    f"tar entry {_shown(rel, name)!r}: a whiteout of {target!r} is not allowed"
+                )
+            if target.startswith(_WHITEOUT):
+                raise UnsafeArchiveError(f"tar entry {_shown(rel, name)!r}: unsupported whiteout")
+
+
+def _checked(root: Path, path: Path, entry: str) -> Path:
+    """``path`` itself, once it is known to lie strictly under ``root`` through real directories.
+
+    Every directory between ``root`` and ``path`` must be a directory, not a
+    symbolic link, so nothing a merge removes or replaces can be outside ``root``.
+    """
+    rel = path.relative_to(root)
+    if not rel.parts or any(part in ("", ".", "..") for part in rel.parts):
+        raise UnsafeArchiveError(
+            f"tar entry {entry!r}: would change {path}, outside the layer's root"
+        )
+    current = root
+    for part in rel.parts[:-1]:
+        current = current / part
+        try:
+            st = current.lstat()
+        except FileNotFoundError:
+            break
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeArchiveError(
+                f"tar entry {entry!r}: would change {path}, outside the layer's root "
+                f"({current} is not a directory)"
+            )
+    real_root = os.path.realpath(root)
+    real_parent = os.path.realpath(path.parent)
+    if os.path.commonpath([real_root, real_parent]) != real_root:
+        raise UnsafeArchiveError(
+            f"tar entry {entry!r}: would change {path}, outside the layer's root"
+        )
+    return path
+
+
+def _remove(root: Path, path: Path, entry: str) -> None:
+    """Remove ``path`` (a file, or a directory and its content) after :func:`_checked`."""
+    _checked(root, path, entry)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
+    else:
         path.unlink()
 
 
+def _whiteouts_first(name: str) -> tuple[bool, str]:
+    # A whiteout hides what the layers below hold, never a file of its own layer.
+    return (not name.startswith(_WHITEOUT), name)
+
+
 def _merge(src: Path, dst: Path) -> None:
-    """Move ``src``'s tree over ``dst``: files replace, whiteouts delete."""
+    """Move ``src``'s tree over ``dst``: files replace, whiteouts delete.
+
+    ``src`` is checked whole first (:func:`check_whiteouts`), and every path
+    changed in ``dst`` is checked to stay under ``dst`` (:func:`_checked`).
+    """
+    check_whiteouts(src)
     for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
         target_dir = dst / rel
-        if target_dir.exists() and not target_dir.is_dir():
-            target_dir.unlink()
-        target_dir.mkdir(exist_ok=True)
+        if rel.parts:
+            _checked(dst, target_dir, rel.as_posix())
+            if target_dir.is_symlink():
+                raise UnsafeArchiveError(
+                    f"tar entry {rel.as_posix()!r}: would change {target_dir}, "
+                    "a symbolic link out of the layer's root"
+                )
+            if target_dir.exists() and not target_dir.is_dir():
+                target_dir.unlink()
+            target_dir.mkdir(exist_ok=True)
         if _OPAQUE in files:
             for child in list(target_dir.iterdir()):
-                _remove(child)
-        for name in files:
+                _remove(dst, child, _shown(rel, _OPAQUE))
+        for name in sorted(files, key=_whiteouts_first):
+            entry = _shown(rel, name)
             if name == _OPAQUE:
                 continue
             if name.startswith(_WHITEOUT):
-                _remove(target_dir / name[len(_WHITEOUT) :])
+                _remove(dst, target_dir / name[len(_WHITEOUT) :], entry)
                 continue
             target = target_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
+            if target.is_dir() and not target.is_symlink():
+                _remove(dst, target, entry)
+            _checked(dst, target, entry)
             os.replace(Path(root) / name, target)
-        for name in dirs:
+        for name in dirs:  # a directory replaces a file; os.walk enters it next
             target = target_dir / name
-            if target.exists() and not target.is_dir():
-                target.unlink()
+            if target.exists() and not target.is_dir() and not target.is_symlink():
+                _remove(dst, target, _shown(rel, name))

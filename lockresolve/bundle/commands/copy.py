@@ -9,6 +9,7 @@ re-apply the original tags, then write ``--lock-output``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -28,13 +29,20 @@ from lockresolve.bundle.collect import (
     collect_image,
     collect_images_lock,
     images_lock_from_layer,
+    lock_annotations_of,
 )
 from lockresolve.bundle.formats.image import BUNDLE_LABEL
 from lockresolve.bundle.formats.imgtar import TarWriteResult, read_imgpkg_tar, write_imgpkg_tar
 from lockresolve.bundle.imagedesc import Artifact, CopyFailed, ImageDesc, describe
-from lockresolve.bundle.locations import ImageLocation, ImageLocations, push_locations
+from lockresolve.bundle.locations import (
+    ImageLocation,
+    ImageLocations,
+    one_per_digest,
+    push_locations,
+)
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.relocate import write_artifacts, write_tags
+from lockresolve.bundle.signatures import COSIGN_SUFFIXES, REFERRERS_SUFFIXES, attached_metas
 from lockresolve.bundle.sources import BlobSource, FileBlobs, Region, RegistryBlobs
 from lockresolve.errors import BundleError, LockresolveError, UsageError
 from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry, read_any_lock
@@ -134,7 +142,7 @@ async def _bundle_nodes_from_files(
         if ref is None:
             raise BundleError("a bundle in the source has no reference")
         nodes[bundle.manifest_digest] = BundleNode(
-            ref.with_digest(bundle.manifest_digest), tuple(images)
+            ref.with_digest(bundle.manifest_digest), one_per_digest(images)
         )
     return tuple(nodes.values())
 
@@ -169,7 +177,11 @@ class _Limited(io.RawIOBase):
 
 
 async def _load(
-    client: RegistryClient, source: CopySource, on_line: Callable[[str], None]
+    client: RegistryClient,
+    source: CopySource,
+    on_line: Callable[[str], None],
+    cosign_signatures: bool = False,
+    referrers: bool = False,
 ) -> _Loaded:
     if source.tar:
         artifacts, blobs = read_imgpkg_tar(Path(source.tar))
@@ -193,6 +205,12 @@ async def _load(
         else:
             images_lock = lock
             collection = await collect_images_lock(client, lock)
+    suffixes = (COSIGN_SUFFIXES if cosign_signatures else ()) + (
+        REFERRERS_SUFFIXES if referrers else ()
+    )
+    if suffixes:
+        attached = await attached_metas(client, collection.metas, suffixes)
+        collection = dataclasses.replace(collection, metas=(*collection.metas, *attached))
     on_line(f"copy | exporting {len(collection.metas)} images...")
     for meta in sorted(collection.metas, key=lambda m: m.ref):
         on_line(f"copy | will export {meta.ref}")
@@ -223,8 +241,13 @@ def _lock_output(
             )
         ImagesLock(tuple(entries)).write(path)
     else:
-        digests = sorted(a.digest for a in loaded.artifacts)
-        ImagesLock(tuple(ImagesLockEntry(f"{dst.context}@{d}") for d in digests)).write(path)
+        by_digest = {a.digest: a for a in loaded.artifacts}
+        ImagesLock(
+            tuple(
+                ImagesLockEntry(f"{dst.context}@{d}", lock_annotations_of(by_digest[d].labels))
+                for d in sorted(by_digest)
+            )
+        ).write(path)
     return None, ""
 
 
@@ -257,10 +280,17 @@ async def copy(
     repo_based_tags: bool = False,
     resume: bool = False,
     concurrency: int = 5,
+    cosign_signatures: bool = False,
+    referrers: bool = False,
     on_line: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> CopyResult:
-    """Copy ``source`` to exactly one destination; see the module doc."""
+    """Copy ``source`` to exactly one destination; see the module doc.
+
+    ``cosign_signatures``: also copy each item's cosign signature (imgpkg's
+    ``--cosign-signatures``), attestations and SBOMs; ``referrers``: its OCI 1.1
+    referrers (fallback tag); see :mod:`lockresolve.bundle.signatures`.
+    """
     source.check()
     dests = [d for d in (to_repo, to_tar, to_oci_layout) if d]
     if len(dests) != 1:
@@ -277,7 +307,7 @@ async def copy(
     if to_repo:
         dst = _parse_repo(to_repo)
         client.write_to(dst.registry, dst.repository)  # a destination: never a mirror
-    loaded = await _load(client, source, log)
+    loaded = await _load(client, source, log, cosign_signatures, referrers)
     if to_tar:
         log("copy | writing layers...")
         written = await write_imgpkg_tar(

@@ -8,7 +8,9 @@ and tokens).
 
 The inputs are the YAML and JSON files (``.yml``, ``.yaml``, ``.json``) the
 bundle will contain (the ``-f`` paths less ``--file-exclusion``), except
-those under ``.imgpkg/``. The existing ``images.yml`` pins references as it
+those under ``.imgpkg/``, under any other dot-file or dot-folder, and those
+matching a ``--lock-images-exclude`` glob (templates: kept in the bundle, not
+resolved). A file that does not parse is named with that way out. The existing ``images.yml`` pins references as it
 does for ``lockresolve resolve`` (see docs/resolve.md, "Pinning"); it is
 rewritten (atomically, mode 0600) only when its bytes change, so an
 unchanged lock keeps its file and the bundle its digest.
@@ -16,7 +18,9 @@ unchanged lock keeps its file and the bundle its digest.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,7 +37,7 @@ from lockresolve.bundle.validate import (
     find_imgpkg_dirs,
     validate_bundle,
 )
-from lockresolve.errors import ResolveFailed
+from lockresolve.errors import ConfigError, InputError, ResolveFailed, YAMLInputError
 from lockresolve.fsutil import atomic_write
 from lockresolve.lock import images_lock_text
 from lockresolve.registry.client import RegistryClient
@@ -79,20 +83,56 @@ def bundle_imgpkg_dir(paths: Sequence[str | os.PathLike[str]]) -> Path:
     raise BundleValidationError(f"Expected exactly one '{IMGPKG_DIR}' directory in {given}")
 
 
+def _matches(name: str, globs: Sequence[str]) -> bool:
+    """``name`` (an archive path) or one of its parent folders matches one of ``globs``."""
+    parts = name.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    return any(fnmatch.fnmatchcase(prefix, glob) for glob in globs for prefix in prefixes)
+
+
 def bundle_config_files(
     paths: Sequence[str | os.PathLike[str]],
     imgpkg_dir: str | os.PathLike[str],
     exclusions: Sequence[str] = DEFAULT_EXCLUSIONS,
-) -> list[str]:
-    """The YAML/JSON files the bundle will hold, in archive order, outside ``imgpkg_dir``."""
+    lock_exclusions: Sequence[str] = (),
+) -> list[tuple[str, str]]:
+    """The YAML/JSON files to resolve, in archive order: ``(source path, archive path)``.
+
+    Every such file the bundle will hold, except those inside ``imgpkg_dir``,
+    those under a dot-file or dot-folder (``.pre-commit-config.yaml``,
+    ``.github/``), and those matching a ``lock_exclusions`` glob (matched with
+    :func:`fnmatch.fnmatchcase` against the path in the bundle and each of its
+    parent folders, so ``chart`` or ``chart/templates/*`` leave out a subtree).
+    """
     inside = os.path.abspath(imgpkg_dir) + os.sep
-    return [
-        entry.source
-        for entry in plan_layer(paths, exclusions).entries
-        if entry.kind is EntryKind.FILE
-        and os.path.splitext(entry.source)[1] in _CONFIG_EXTENSIONS
-        and not os.path.abspath(entry.source).startswith(inside)
-    ]
+    found = []
+    for entry in plan_layer(paths, exclusions).entries:
+        if (
+            entry.kind is not EntryKind.FILE
+            or os.path.splitext(entry.source)[1] not in _CONFIG_EXTENSIONS
+            or os.path.abspath(entry.source).startswith(inside)
+        ):
+            continue
+        if any(part.startswith(".") for part in entry.name.split("/")):
+            continue
+        if _matches(entry.name, lock_exclusions):
+            continue
+        found.append((entry.source, entry.name))
+    return found
+
+
+def _with_way_out(exc: InputError, names: Mapping[str, str]) -> InputError:
+    """``exc`` naming a bundle file, with how to keep that file out of resolution."""
+    name = names.get(exc.source or "")
+    if name is None:
+        return exc
+    folder = posixpath.dirname(name)
+    glob = f"{folder}/*" if folder else name
+    hint = (
+        f" (if {name} is a template, keep it in the bundle without resolving it: "
+        f"--lock-images-exclude '{glob}')"
+    )
+    return type(exc)(exc.message + hint, exc.source, exc.line)
 
 
 async def push_with_locked_images(
@@ -101,6 +141,7 @@ async def push_with_locked_images(
     paths: Sequence[str | os.PathLike[str]],
     *,
     exclusions: Sequence[str] | None = None,
+    lock_exclusions: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
     lock_output: str | os.PathLike[str] | None = None,
     gzip: GzipKind = "go",
@@ -122,12 +163,16 @@ async def push_with_locked_images(
     excluded = DEFAULT_EXCLUSIONS if exclusions is None else tuple(exclusions)
     imgpkg_dir = bundle_imgpkg_dir(paths)
     lock_path = imgpkg_dir / IMAGES_LOCK_FILE
-    inputs = bundle_config_files(paths, imgpkg_dir, excluded)
+    files = bundle_config_files(paths, imgpkg_dir, excluded, lock_exclusions)
+    inputs = [source for source, _ in files]
     base = options or ResolveOptions()
     result: ResolveResult | None = None
     if inputs:
         opts = replace(base, pins=load_pins(lock_path), own_lock=lock_path)
-        result = await resolve_inputs(inputs, opts, client=client)
+        try:
+            result = await resolve_inputs(inputs, opts, client=client)
+        except (YAMLInputError, ConfigError) as exc:
+            raise _with_way_out(exc, dict(files)) from None
         if result.failures:
             raise ResolveFailed(result.failures)
         if on_resolved is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,6 +33,7 @@ import anyio.to_thread
 
 from lockresolve.bundle.extract import replace_directory, staging_directory
 from lockresolve.bundle.fetchimage import extract_image
+from lockresolve.bundle.includepaths import normalize_include_paths, prune_to_includes
 from lockresolve.bundle.locations import fetch_locations
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
@@ -48,6 +49,7 @@ __all__ = [
     "PullResult",
     "PulledBundle",
     "check_output_path",
+    "precheck_output",
     "pull",
     "pull_lock",
 ]
@@ -92,6 +94,7 @@ class _Context:
     on_line: Callable[[str], None]
     progress: Progress
     workdir: Path
+    preserve_permissions: bool = False
     processed: dict[str, bool] = field(default_factory=dict)
     nested_count: int = 0
 
@@ -105,7 +108,7 @@ def check_output_path(out: str | os.PathLike[str]) -> None:
         raise UsageError("Disallowed output directory (trying to avoid accidental deletion)")
 
 
-def _precheck_output(out: str | os.PathLike[str], force: bool) -> None:
+def precheck_output(out: str | os.PathLike[str], force: bool) -> None:
     """Refuse early (before any download) what :func:`replace_directory` would refuse."""
     if force:
         return
@@ -142,14 +145,21 @@ async def pull(
     recursive: bool = False,
     force: bool = False,
     image_is_bundle_check: bool = True,
+    include_paths: Sequence[str] = (),
+    preserve_permissions: bool = False,
     on_line: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> PullResult:
-    """Pull ``source`` (a bundle with ``kind="bundle"``, else an image) into ``out``."""
+    """Pull ``source`` (a bundle with ``kind="bundle"``, else an image) into ``out``.
+
+    ``include_paths``: keep only these files or folders (and ``.imgpkg/``), see
+    :mod:`lockresolve.bundle.includepaths`.
+    """
     check_output_path(out)
+    includes = normalize_include_paths(include_paths)
     if recursive and kind == "image":
         raise UsageError("Cannot use --recursive (-r) flag when pulling a bundle")
-    _precheck_output(out, force)
+    precheck_output(out, force)
     ref = Reference.parse(source)
     artifact = await fetch_artifact(client, ref)
     if isinstance(artifact, RemoteIndex):
@@ -164,7 +174,7 @@ async def pull(
         staging_directory(out) as staging,
         tempfile.TemporaryDirectory(prefix="lockresolve-pull-") as work,
     ):
-        ctx = _Context(client, recursive, log, bar, Path(work))
+        ctx = _Context(client, recursive, log, bar, Path(work), preserve_permissions)
         if kind == "image":
             log(f"Pulling image '{artifact.ref}'")
             await _extract_image(ctx, artifact, staging, indent="")
@@ -181,6 +191,8 @@ async def pull(
             else:
                 log("One or more images not found in bundle repo; skipping lock file update")
             result = PullResult(image=pulled.image, is_bundle=True, bundle=pulled)
+        if includes:
+            prune_to_includes(staging, includes, str(artifact.ref))
         replace_directory(staging, out, force=force)
     return result
 
@@ -194,6 +206,7 @@ async def _extract_image(ctx: _Context, image: RemoteImage, dest: Path, indent: 
         progress=ctx.progress,
         on_line=ctx.on_line,
         indent=indent,
+        preserve_permissions=ctx.preserve_permissions,
     )
 
 

@@ -183,7 +183,11 @@ def _layers_to_write(artifacts: Sequence[Artifact]) -> list[tuple[LayerDesc, str
     return [chosen[d] for d in sorted(chosen, key=lambda d: d.encode())]
 
 
-def _copy_region(src: Region, fd: int, offset: int, advance: Callable[[int], None]) -> None:
+def _copy_region(
+    src: Region, fd: int, offset: int, size: int, advance: Callable[[int], None]
+) -> None:
+    if src.size != size:  # never write outside the member's planned region
+        raise BundleError(f"{src.path}: a blob of {src.size} bytes, not {size}")
     with open(src.path, "rb") as fh:
         fh.seek(src.offset)
         remaining = src.size
@@ -247,12 +251,18 @@ async def write_imgpkg_tar(
                 region = reuse.get(layer.digest)
                 if region is not None:
                     await anyio.to_thread.run_sync(
-                        lambda: _copy_region(region, fd, data_at, lambda n: None)
+                        lambda: _copy_region(region, fd, data_at, layer.size, lambda n: None)
                     )
                     return
                 hasher = hashlib.sha256()
                 at = data_at
+                end = data_at + layer.size  # the member's planned region ends here
                 async for chunk in source.body(ref, layer.digest, bar)():
+                    if at + len(chunk) > end:
+                        raise BundleError(
+                            f"blob {layer.digest}: more than the {layer.size} bytes "
+                            "its descriptor declares"
+                        )
                     os.pwrite(fd, chunk, at)
                     hasher.update(chunk)
                     at += len(chunk)
