@@ -96,7 +96,7 @@ def _analyze_cached(value: str) -> ScalarAnalysis:
 # tests/resolve/test_goyaml_fast.py checks the two give the same answer (hypothesis
 # over characters chosen to hit every branch, and the recorded cases).
 _BREAK_CLASS = "\r\n\x85\u2028\u2029"
-_NON_PRINTABLE = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
+_NON_PRINTABLE_ASCII = re.compile("[^\n -~]")
 _ANY_BREAK = re.compile(f"[{_BREAK_CLASS}]")
 _BREAK_SPACE = re.compile(f"[{_BREAK_CLASS}] ")
 _SPACE_BREAK = re.compile(f" [{_BREAK_CLASS}]")
@@ -106,6 +106,12 @@ _FLOW_LATER = re.compile(r"[,?\[\]{}:]")
 _COLON_WS = re.compile(r":(?:[ \t]|\Z)")
 _HASH_AFTER_BLANK = re.compile(f"[ \\t\\0{_BREAK_CLASS}]#")
 _FIRST_BOTH = frozenset("#,[]{}&*!|>'\"%@`")
+
+
+@functools.cache
+def _non_printable() -> re.Pattern[str]:
+    """Compiled at first use: its ranges take about 15 ms to compile, and most runs are ASCII."""
+    return re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
 
 
 def _analyze_regex(value: str) -> ScalarAnalysis:
@@ -125,7 +131,9 @@ def _analyze_regex(value: str) -> ScalarAnalysis:
     elif not flow_ind and _FLOW_LATER.search(value, 1):
         flow_ind = True
     line_breaks = _ANY_BREAK.search(value) is not None
-    special = _NON_PRINTABLE.search(value) is not None
+    special = (_NON_PRINTABLE_ASCII if value.isascii() else _non_printable()).search(
+        value
+    ) is not None
     trailing_space = last == " "
     flow_plain = block_plain = single = block = True
     if first == " " or first in _BREAKS or trailing_space or last in _BREAKS:
