@@ -399,7 +399,8 @@ def run_case(
             return ToolRun(
                 counted.seconds, counted.cpu_seconds or 0.0, counted.peak_mb, counted.total
             )
-        kbld_lock.unlink(missing_ok=True)
+        if tool == "kbld":
+            kbld_lock.unlink(missing_ok=True)
         return bench.peer(tool, peer_argv[tool], host, None if tool == "kbld" else refs)
 
     runs = alternate(["lockresolve", *peers], repeat, one)
@@ -573,6 +574,8 @@ def main() -> None:
                         rows.append(row)
                         if comparison is not None:
                             comparisons.append(comparison)
+                            # printed at once too, so a long run shows its figures as it goes
+                            print_comparisons([comparison])
             finally:
                 if proxy is not None:
                     proxy.close()
