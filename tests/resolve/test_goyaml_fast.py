@@ -38,13 +38,13 @@ _BRANCH_CHARS = (
 
 
 @given(st.text(alphabet=st.sampled_from(_BRANCH_CHARS), max_size=10))
-@settings(max_examples=3000)
+@settings(max_examples=3000, deadline=None)
 def test_regex_analysis_matches_the_loop_on_branch_characters(value: str) -> None:
     assert _analyze_regex(value) == _analyze(value)
 
 
 @given(st.text(max_size=40))
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 def test_regex_analysis_matches_the_loop_on_any_text(value: str) -> None:
     assert _analyze_regex(value) == _analyze(value)
 
@@ -109,7 +109,7 @@ data = st.recursive(
 
 
 @given(data)
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)
 def test_fast_marshal_gives_the_emitters_bytes(value: object) -> None:
     general = marshal_general(value)
     fast = fast_marshal(value)
@@ -129,7 +129,7 @@ no_floats = st.recursive(
 
 
 @given(no_floats)
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_fast_marshal_takes_the_shapes_it_is_for(value: object) -> None:
     """Not just declining: collections of tokens, literals, ints and bools go fast."""
     fast = fast_marshal(value)
