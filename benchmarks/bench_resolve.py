@@ -361,7 +361,8 @@ def run_case(
     if "kbld" in peers and delay_ms > 0 and n > bench.kbld_delayed_max:
         del peers["kbld"]
         missing["kbld"] = (
-            f"--kbld-delayed-max {bench.kbld_delayed_max} (about 4 x 40 ms / 4 per image)"
+            f"--kbld-delayed-max {bench.kbld_delayed_max} (with a delay kbld takes about"
+            " 4 requests x delay / 4 workers per image)"
         )
     refs = write_refs(case / "refs.txt", host, names)
     kbld_lock = case / "kbld" / "images.yml"
