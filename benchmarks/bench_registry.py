@@ -51,6 +51,8 @@ from tests.support.registry import Registry, RegistryOptions  # noqa: E402
 REPOSITORIES = 8
 #: never let a benchmark child hang: every wait on a child is bounded by this
 CHILD_TIMEOUT = 600.0
+#: GNU time, for a child's own peak RSS
+GNU_TIME = "/usr/bin/time"
 
 
 # --------------------------------------------------------------------------------------
@@ -215,15 +217,37 @@ class ChildRun:
     #: user + system CPU seconds of the child (from wait4), less sensitive to other load
     cpu_seconds: float
     stderr: str
+    #: peak resident set size of the child, MB (``ru_maxrss`` from wait4)
+    peak_mb: float = 0.0
 
 
 def run_child(
-    argv: Sequence[str], env: dict[str, str], cwd: Path, timeout: float = CHILD_TIMEOUT
+    argv: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float = CHILD_TIMEOUT,
+    *,
+    stdin: Path | None = None,
 ) -> ChildRun:
-    """Run a process to the end, stdout discarded; wall and CPU time, stderr (bounded)."""
-    with tempfile.TemporaryFile() as err:
+    """Run a process to the end, stdout discarded; wall and CPU time, peak RSS, stderr.
+
+    ``stdin``: a file the child reads as its standard input (else none). The peak RSS
+    comes from GNU time (``/usr/bin/time -f %M``) when present: the ``ru_maxrss`` that
+    wait4 reports for a child forked from this (large) process starts at this process's
+    own RSS, so it would hide anything smaller.
+    """
+    gnu_time = GNU_TIME if os.path.exists(GNU_TIME) else None
+    with (
+        tempfile.TemporaryFile() as err,
+        open(stdin or os.devnull, "rb") as given,
+        tempfile.NamedTemporaryFile(prefix="maxrss-") as rss,
+    ):
+        if gnu_time is not None:
+            argv = [gnu_time, "-f", "%M", "-o", rss.name, *argv]
         start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
+        proc = subprocess.Popen(
+            list(argv), stdin=given, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd
+        )
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
@@ -234,7 +258,13 @@ def run_child(
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read().decode(errors="replace")
-    return ChildRun(proc.returncode, seconds, usage.ru_utime + usage.ru_stime, text)
+        peak_kb = float(usage.ru_maxrss)
+        if gnu_time is not None:
+            last = Path(rss.name).read_text().strip().splitlines()
+            if last and last[-1].isdigit():
+                peak_kb = float(last[-1])
+    cpu = usage.ru_utime + usage.ru_stime
+    return ChildRun(proc.returncode, seconds, cpu, text, peak_kb / 1024)
 
 
 # --------------------------------------------------------------------------------------

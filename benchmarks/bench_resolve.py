@@ -62,6 +62,7 @@ from bench_registry import (
     seed,
     start_registry,
 )
+from peers import Comparison, ToolRun, alternate, find_peers, print_comparisons, write_refs
 
 from lockresolve.registry.settings import RegistrySettings
 from lockresolve.registry.transport import RESOLVE_CONCURRENCY
@@ -72,9 +73,15 @@ from lockresolve.resolve.engine import (
 )
 from lockresolve.resolve.model import ResolvedImage
 
-#: kbld, per /work/shared/spec/registry.md: requests per unique tag and workers per host
-KBLD_REQUESTS_PER_TAG = 4
-KBLD_WORKERS = 4
+#: YAML files per case when --files is not given (issue 13's cases: 200 images in 8
+#: files, 2,000 in 40); other sizes get one file per 25 images
+FILES_FOR = {200: 8, 2000: 40}
+
+
+def files_for(images: int) -> int:
+    return FILES_FOR.get(images, max(2, images // 25))
+
+
 CONTAINERS_PER_DEPLOYMENT = 5
 
 
@@ -159,6 +166,8 @@ class Counted:
     phases: dict[str, float] = field(default_factory=dict)
     #: CPU seconds of the registry and the delay proxy processes during the run
     others: dict[str, float] = field(default_factory=dict)
+    #: peak RSS of the child, MB (subprocess runs)
+    peak_mb: float = 0.0
 
     @property
     def total(self) -> int:
@@ -174,6 +183,9 @@ class Bench:
         self.docker_config = work / "docker-config"
         self.docker_config.mkdir(exist_ok=True)
         self.warm = False
+        #: run kbld and the anchors beside lockresolve (anonymous cases only)
+        self.peers = True
+        self.kbld_delayed_max = 200
         #: other processes whose CPU time in-process runs record, by name
         self.watched: dict[str, int] = {}
         if setup.registry.pid is not None:
@@ -203,7 +215,18 @@ class Bench:
             raise SystemExit(
                 f"lockresolve {' '.join(argv)} exited {run.returncode}:\n{run.stderr[-3000:]}"
             )
-        return Counted(run.seconds, *self._counts(marks), cpu_seconds=run.cpu_seconds)
+        return Counted(
+            run.seconds, *self._counts(marks), cpu_seconds=run.cpu_seconds, peak_mb=run.peak_mb
+        )
+
+    def peer(self, tool: str, argv: list[str], host: str, stdin: Path | None = None) -> ToolRun:
+        """Run a peer (kbld or an anchor) once: wall, CPU, peak RSS, registry requests."""
+        marks = self._marks()
+        run = run_child(argv, self.env(host), self.work, stdin=stdin)
+        if run.returncode != 0:
+            raise SystemExit(f"{tool} exited {run.returncode}:\n{run.stderr[-3000:]}")
+        registry, token = self._counts(marks)
+        return ToolRun(run.seconds, run.cpu_seconds, run.peak_mb, registry + token)
 
     def in_process(
         self, directory: Path, pins: Mapping[str, ResolvedImage] | None = None
@@ -316,7 +339,7 @@ def run_case(
     proxy: ProxyProcess | None,
     files: int,
     repeat: int,
-) -> Row:
+) -> tuple[Row, Comparison | None]:
     host = bench.setup.registry.host
     bench.watched.pop("delay proxy", None)
     if delay_ms > 0:
@@ -333,21 +356,63 @@ def run_case(
     written = write_inputs(inputs, host, names, files)
     argv = ["-f", str(inputs), "--imgpkg-lock-output", str(lock)]
     argv += ["--concurrency", str(bench.concurrency)]
+    # The peers run on anonymous registries only (kbld would need its own credentials).
+    peers, missing = find_peers() if bench.auth == "none" and bench.peers else ({}, {})
+    if "kbld" in peers and delay_ms > 0 and n > bench.kbld_delayed_max:
+        del peers["kbld"]
+        missing["kbld"] = (
+            f"--kbld-delayed-max {bench.kbld_delayed_max} (with a delay kbld takes about"
+            " 4 requests x delay / 4 workers per image)"
+        )
+    refs = write_refs(case / "refs.txt", host, names)
+    kbld_lock = case / "kbld" / "images.yml"
+    kbld_lock.parent.mkdir(parents=True, exist_ok=True)
+    peer_argv = {
+        "kbld": [
+            peers.get("kbld", "kbld"),
+            "-f",
+            str(inputs),
+            "--imgpkg-lock-output",
+            str(kbld_lock),
+        ],
+        "headraw": [peers.get("headraw", "headraw"), "-j", str(bench.concurrency)],
+        "headloop": [peers.get("headloop", "headloop"), "-j", str(bench.concurrency)],
+    }
     if not bench.warm:
         # Untimed: fills the bytecode cache, imports everything in this process, and
-        # warms the registry's file cache.
+        # warms the registry's file cache (and the page cache for the peers' binaries).
         bench.cli(argv, host)
         bench.in_process(inputs)
+        for tool in peers:
+            bench.peer(tool, peer_argv[tool], host, None if tool == "kbld" else refs)
         bench.warm = True
     cli_runs: list[Counted] = []
     inproc_runs: list[Counted] = []
     pinned_runs: list[Counted] = []
     check_runs: list[Counted] = []
-    for _ in range(repeat):
-        lock.unlink(missing_ok=True)
-        cli_runs.append(bench.cli(argv, host))
-        check_lock(lock.read_text(), written, digests, str(lock))
+
+    def one(tool: str) -> ToolRun:
+        if tool == "lockresolve":
+            lock.unlink(missing_ok=True)
+            counted = bench.cli(argv, host)
+            check_lock(lock.read_text(), written, digests, str(lock))
+            cli_runs.append(counted)
+            return ToolRun(
+                counted.seconds, counted.cpu_seconds or 0.0, counted.peak_mb, counted.total
+            )
+        if tool == "kbld":
+            kbld_lock.unlink(missing_ok=True)
+        return bench.peer(tool, peer_argv[tool], host, None if tool == "kbld" else refs)
+
+    runs = alternate(["lockresolve", *peers], repeat, one)
     lock_text = lock.read_text()
+    comparison: Comparison | None = None
+    if bench.auth == "none" and bench.peers:
+        comparison = Comparison(n, delay_ms, files, runs, missing)
+        if "kbld" in peers:
+            comparison.same_lock = kbld_lock.read_text() == lock_text
+        for tool, why in missing.items():
+            print(f"  {tool} skipped: {why}", flush=True)
     for _ in range(repeat):
         counted, text = bench.in_process(inputs)
         inproc_runs.append(counted)
@@ -386,15 +451,7 @@ def run_case(
         f"pinned sent {max(r.total for r in row.pinned)}",
         flush=True,
     )
-    return row
-
-
-def kbld_model(n: int, delay_ms: float) -> tuple[int, float | None]:
-    """kbld's request count for n unique tags, and a round-trip lower bound at delay_ms."""
-    requests = KBLD_REQUESTS_PER_TAG * n
-    if delay_ms <= 0:
-        return requests, None
-    return requests, requests / KBLD_WORKERS * delay_ms / 1000
+    return row, comparison
 
 
 def print_tables(rows: list[Row], concurrency: int) -> None:
@@ -453,35 +510,29 @@ def print_tables(rows: list[Row], concurrency: int) -> None:
             f"| {per_request['registry']:.2f} | {proxy_cpu} "
             f"| {med(r.pinned, lambda x: x.seconds):.2f} | {max(x.total for x in r.pinned)} |"
         )
-    print()
-    print(
-        "kbld, not run (it is not available here): a model from /work/shared/spec/registry.md,"
-        f" {KBLD_REQUESTS_PER_TAG} requests per unique tag (observed there: 2,000 for 500),"
-        f" {KBLD_WORKERS} workers; time = requests / workers x delay, a lower bound that"
-        " ignores the registry's own time."
-    )
-    print()
-    print(
-        "| unique images | added delay (ms) | kbld requests (model) | kbld time at delay (model, s) |"
-    )
-    print("|---:|---:|---:|---:|")
-    seen: set[tuple[int, float]] = set()
-    for r in rows:
-        if (r.images, r.delay_ms) in seen:
-            continue
-        seen.add((r.images, r.delay_ms))
-        requests, seconds = kbld_model(r.images, r.delay_ms)
-        shown = f"{seconds:.1f}" if seconds is not None else "n/a"
-        print(f"| {r.images} | {r.delay_ms:g} | {requests} | {shown} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="200,1000", help="unique image counts")
+    parser.add_argument("--sizes", default="200,2000", help="unique image counts")
     parser.add_argument("--delays", default="0,40", help="added ms per request")
     parser.add_argument("--auth", default="none,token", help="none, basic, token (comma list)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
-    parser.add_argument("--files", type=int, default=20, help="YAML files per case")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median)")
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=None,
+        help="YAML files per case (default: 8 for 200 images, 40 for 2,000, else 1 per 25)",
+    )
+    parser.add_argument(
+        "--no-peers", action="store_true", help="do not run kbld, headraw, headloop"
+    )
+    parser.add_argument(
+        "--kbld-delayed-max",
+        type=int,
+        default=200,
+        help="run kbld with an added delay only up to this many images (it is slow there)",
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -493,7 +544,7 @@ def main() -> None:
     sizes = [int(x) for x in args.sizes.split(",")]
     delays = [float(x) for x in args.delays.split(",")]
     auths = args.auth.split(",")
-    if min(sizes) < 1 or args.repeat < 1 or args.files < 2:
+    if min(sizes) < 1 or args.repeat < 1 or (args.files is not None and args.files < 2):
         parser.error("sizes and --repeat must be positive, --files at least 2")
     if not set(auths) <= {"none", "basic", "token"}:
         parser.error("--auth takes none, basic, token")
@@ -501,6 +552,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lockresolve-bench-resolve-"))
     names = image_names(max(sizes), latest=True)
     rows: list[Row] = []
+    comparisons: list[Comparison] = []
     seeder = start_registry(work / "seed", "none")
     try:
         t0 = time.perf_counter()
@@ -512,13 +564,19 @@ def main() -> None:
             proxy = ProxyProcess(setup.registry.url) if any(d > 0 for d in delays) else None
             try:
                 bench = Bench(setup, auth, work, args.concurrency)
+                bench.peers = not args.no_peers
+                bench.kbld_delayed_max = args.kbld_delayed_max
                 for n in sizes:
+                    files = args.files or files_for(n)
                     for delay in delays:
-                        rows.append(
-                            run_case(
-                                bench, names[:n], digests, delay, proxy, args.files, args.repeat
-                            )
+                        row, comparison = run_case(
+                            bench, names[:n], digests, delay, proxy, files, args.repeat
                         )
+                        rows.append(row)
+                        if comparison is not None:
+                            comparisons.append(comparison)
+                            # printed at once too, so a long run shows its figures as it goes
+                            print_comparisons([comparison])
             finally:
                 if proxy is not None:
                     proxy.close()
@@ -530,6 +588,7 @@ def main() -> None:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print_tables(rows, args.concurrency)
+    print_comparisons(comparisons)
 
 
 if __name__ == "__main__":

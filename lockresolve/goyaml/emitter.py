@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from lockresolve.goyaml.fastemit import fast_marshal
 from lockresolve.goyaml.resolve import (
     GoYAMLError,
     ScalarKind,
@@ -27,7 +28,7 @@ from lockresolve.goyaml.scalar import (
     needs_escape,
 )
 
-__all__ = ["marshal"]
+__all__ = ["marshal", "marshal_general"]
 
 
 # --- the emitter -------------------------------------------------------------
@@ -579,5 +580,15 @@ def _events(data: object) -> Iterator[_Ev]:
 
 
 def marshal(data: object) -> str:
-    """``sigs.k8s.io/yaml.Marshal(data)`` for JSON-like data, byte for byte."""
+    """``sigs.k8s.io/yaml.Marshal(data)`` for JSON-like data, byte for byte.
+
+    The shapes of locks and annotations take :func:`fast_marshal`'s direct path;
+    everything else goes through the emitter (:func:`marshal_general`).
+    """
+    text = fast_marshal(data)
+    return text if text is not None else _Emitter(list(_events(data))).run()
+
+
+def marshal_general(data: object) -> str:
+    """:func:`marshal` through the emitter state machine always (the reference)."""
     return _Emitter(list(_events(data))).run()

@@ -76,7 +76,7 @@ def analyze_scalar(value: str) -> ScalarAnalysis:
     simple = _simple_analysis(value)
     if simple is not None:
         return simple
-    return _analyze_cached(value) if len(value) <= _CACHE_MAX_LEN else _analyze(value)
+    return _analyze_cached(value) if len(value) <= _CACHE_MAX_LEN else _analyze_regex(value)
 
 
 _CACHE_MAX_LEN = 4096
@@ -84,10 +84,77 @@ _CACHE_MAX_LEN = 4096
 
 @functools.lru_cache(maxsize=4096)
 def _analyze_cached(value: str) -> ScalarAnalysis:
-    return _analyze(value)
+    return _analyze_regex(value)
+
+
+# The character loop below (``_analyze``, the port of emitterc.go) restated as a few
+# searches over the whole string, so that no Python code runs per character. Each
+# flag of the loop depends on a character and at most its two neighbours:
+# ``previous_space`` / ``previous_break`` are the previous character's class, an
+# indicator's "followed by whitespace" is the next character being a space or a tab
+# (or the end), "preceded by whitespace" the previous one being blank or a break.
+# tests/resolve/test_goyaml_fast.py checks the two give the same answer (hypothesis
+# over characters chosen to hit every branch, and the recorded cases).
+_BREAK_CLASS = "\r\n\x85\u2028\u2029"
+_NON_PRINTABLE_ASCII = re.compile("[^\n -~]")
+_ANY_BREAK = re.compile(f"[{_BREAK_CLASS}]")
+_BREAK_SPACE = re.compile(f"[{_BREAK_CLASS}] ")
+_SPACE_BREAK = re.compile(f" [{_BREAK_CLASS}]")
+#: flow indicators after the first character
+_FLOW_LATER = re.compile(r"[,?\[\]{}:]")
+#: block (and flow) indicators after the first character: ``: `` and `` #``
+_COLON_WS = re.compile(r":(?:[ \t]|\Z)")
+_HASH_AFTER_BLANK = re.compile(f"[ \\t\\0{_BREAK_CLASS}]#")
+_FIRST_BOTH = frozenset("#,[]{}&*!|>'\"%@`")
+
+
+@functools.cache
+def _non_printable() -> re.Pattern[str]:
+    """Compiled at first use: its ranges take about 15 ms to compile, and most runs are ASCII."""
+    return re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
+
+
+def _analyze_regex(value: str) -> ScalarAnalysis:
+    """What :func:`_analyze` returns, found by regular expressions instead of a loop."""
+    if not value:
+        return ScalarAnalysis(False, False, True, True, False)
+    first, last = value[0], value[-1]
+    flow_ind = block_ind = value.startswith(("---", "..."))
+    followed = len(value) == 1 or value[1] in " \t"
+    if first in _FIRST_BOTH or (first == "-" and followed):
+        flow_ind = block_ind = True
+    elif first in "?:":
+        flow_ind = True
+        block_ind = block_ind or followed
+    if _COLON_WS.search(value, 1) or _HASH_AFTER_BLANK.search(value):
+        flow_ind = block_ind = True
+    elif not flow_ind and _FLOW_LATER.search(value, 1):
+        flow_ind = True
+    line_breaks = _ANY_BREAK.search(value) is not None
+    special = (_NON_PRINTABLE_ASCII if value.isascii() else _non_printable()).search(
+        value
+    ) is not None
+    trailing_space = last == " "
+    flow_plain = block_plain = single = block = True
+    if first == " " or first in _BREAKS or trailing_space or last in _BREAKS:
+        flow_plain = block_plain = False
+    if trailing_space:
+        block = False
+    if line_breaks and _BREAK_SPACE.search(value):
+        flow_plain = block_plain = single = False
+    if special or (line_breaks and _SPACE_BREAK.search(value)):
+        flow_plain = block_plain = single = block = False
+    if line_breaks:
+        flow_plain = block_plain = False
+    if flow_ind:
+        flow_plain = False
+    if block_ind:
+        block_plain = False
+    return ScalarAnalysis(line_breaks, flow_plain, block_plain, single, block)
 
 
 def _analyze(value: str) -> ScalarAnalysis:
+    """The reference: emitterc.go's loop, character by character (tests compare with it)."""
     if not value:
         return ScalarAnalysis(False, False, True, True, False)
     block_ind = flow_ind = line_breaks = special = False

@@ -32,6 +32,8 @@ import anyio
 import httpcore
 import httpx
 
+from lockresolve.registry.headconn import HeadConnection, open_head_connection
+
 __all__ = ["LeanPool", "LeanTransport"]
 
 #: an origin as a dictionary key (httpcore's ``Origin`` is not hashable)
@@ -107,6 +109,9 @@ class LeanPool:
         self._slots = anyio.Semaphore(max(1, max_connections))
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._open: set[httpcore.AsyncHTTPConnection] = set()
+        #: idle connections that only send HEAD requests (headconn.py), per origin
+        self._idle_head: dict[_Key, list[HeadConnection]] = {}
+        self._open_head: set[HeadConnection] = set()
         #: connections opened so far (for tests and benchmarks)
         self.connections_opened = 0
 
@@ -162,6 +167,8 @@ class LeanPool:
             )
         origin = request.url.origin
         key = (origin.scheme, origin.host, origin.port)
+        if request.method == b"HEAD" and _without_body(request):
+            return await self._head(request, origin, key)
         checkout = _Checkout(self, key)
         await self._slots.acquire()
         try:
@@ -190,19 +197,77 @@ class LeanPool:
             extensions=response.extensions,
         )
 
+    # HEAD requests: their own connections, no httpcore (see headconn.py)
+    async def _head(
+        self, request: httpcore.Request, origin: httpcore.Origin, key: _Key
+    ) -> httpcore.Response:
+        async with self._slots:
+            stack = self._idle_head.setdefault(key, [])
+            connection: HeadConnection | None = None
+            while stack:
+                candidate = stack.pop()
+                if candidate.is_closed() or candidate.has_expired():
+                    await self._discard_head(candidate)
+                    continue
+                connection = candidate
+                break
+            if connection is None:
+                connection = await self._new_head(request, origin)
+            try:
+                response = await connection.head(request)
+            except BaseException:
+                self._open_head.discard(connection)
+                raise
+            if connection.is_closed():
+                self._open_head.discard(connection)
+            elif len(stack) < self._max_idle:
+                stack.append(connection)
+            else:
+                await self._discard_head(connection)
+            return response
+
+    async def _new_head(self, request: httpcore.Request, origin: httpcore.Origin) -> HeadConnection:
+        tls = self._ssl_context
+        if tls is None and origin.scheme == b"https":
+            tls = await self._tls()
+        timeouts = request.extensions.get("timeout", {})
+        connect = timeouts.get("connect") if isinstance(timeouts, dict) else None
+        self.connections_opened += 1  # counted as httpcore's are: attempts included
+        connection = await open_head_connection(origin, tls, connect, self._keepalive_expiry)
+        self._open_head.add(connection)
+        return connection
+
+    async def _discard_head(self, connection: HeadConnection) -> None:
+        self._open_head.discard(connection)
+        await connection.aclose()
+
     async def aclose(self) -> None:
         connections = list(self._open)
+        heads = list(self._open_head)
         self._open.clear()
         self._idle.clear()
+        self._open_head.clear()
+        self._idle_head.clear()
         with anyio.CancelScope(shield=True):
             for connection in connections:
                 await connection.aclose()
+            for head in heads:
+                await head.aclose()
 
     async def __aenter__(self) -> LeanPool:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _without_body(request: httpcore.Request) -> bool:
+    """No body announced (a HEAD request never has one in practice; httpx sends none)."""
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value != b"0"):
+            return False
+    return True
 
 
 class LeanTransport(httpx.AsyncHTTPTransport):
