@@ -181,7 +181,7 @@ def test_an_unknown_word_names_the_commands_and_the_default(
     assert code == 2
     assert out == ""
     assert (
-        "Error: No such command 'deploy' (commands: copy, pull, push, resolve, tag; "
+        "Error: No such command 'deploy' (commands: copy, describe, outdated, pull, push, resolve, tag; "
         "without one, lockresolve resolves: lockresolve -f PATH)." in err
     )
 
