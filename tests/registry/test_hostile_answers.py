@@ -1,0 +1,134 @@
+"""Answers a hostile registry sends after the request succeeded (issue 12, "hostile seams after
+parsing"): tag-list pages that are not lists of strings, nested past the stack, or endless,
+and a manifest digest header that is not a digest. pytest-httpx: a real registry does not
+send these."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from pytest_httpx import HTTPXMock
+
+from lockresolve.errors import DigestMismatchError, ProtocolError
+from lockresolve.reference import Reference
+from lockresolve.registry import client as client_module
+from lockresolve.registry.client import RegistryClient
+from lockresolve.registry.credentials import Keychain
+from lockresolve.registry.transport import TransportPolicy
+
+pytestmark = pytest.mark.anyio
+
+BASE = "https://registry.example"
+TAGS = f"{BASE}/v2/app/tags/list?n=1000"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+def client() -> RegistryClient:
+    return RegistryClient(
+        TransportPolicy(retries=0), Keychain.from_environment({}), sleep=_no_sleep
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"tags": 5}', "'tags' is not a list"),
+        (b'{"tags": "1.0.0"}', "'tags' is not a list"),
+        (b'{"tags": {"1.0.0": 1}}', "'tags' is not a list"),
+        (b'{"tags": ["1.0.0", 2, null]}', "'tags' holds a value that is not a string"),
+        (b'{"tags": ["1.0.0", {"a": 1}]}', "'tags' holds a value that is not a string"),
+        (b"[" * 50_000, "JSON nested too deeply"),
+        (b'{"tags": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", "JSON nested too deeply"),
+        (b'["1.0.0"]', "not a JSON object"),
+    ],
+    ids=["int", "string", "map", "null-item", "map-item", "deep", "deep-tags", "array"],
+)
+async def test_a_tag_page_that_is_not_a_list_of_strings_is_one_protocol_error(
+    httpx_mock: HTTPXMock, body: bytes, reason: str
+) -> None:
+    # Before: TypeError / RecursionError escaped (internal error), or 2, None and
+    # {'a': 1} became the tags '2', 'None' and "{'a': 1}".
+    httpx_mock.add_response(url=TAGS, content=body)
+    async with client() as c:
+        with pytest.raises(ProtocolError) as err:
+            await c.list_tags("registry.example", "app")
+    assert str(err.value) == f"GET {TAGS}: unreadable tag list: {reason}"
+
+
+async def test_an_empty_repository_tag_list_is_no_tags(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=TAGS, json={"name": "app", "tags": None})
+    async with client() as c:
+        assert await c.list_tags("registry.example", "app") == []
+
+
+async def test_tag_pages_are_bounded_in_bytes_across_pages(
+    httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Endless pages of big tags: the listing stops once all pages together pass the cap,
+    # long before the page cap; memory stays bounded. (The cap is lowered to 1 MiB.)
+    monkeypatch.setattr(client_module, "_MAX_TAG_BYTES", 1024 * 1024)
+    page = {"tags": [f"t{i}-" + "x" * 100_000 for i in range(3)]}
+    for n in range(10):
+        httpx_mock.add_response(
+            url=TAGS if n == 0 else f"{BASE}/v2/app/tags/list?last={n}",
+            json=page,
+            headers={"Link": f'</v2/app/tags/list?last={n + 1}>; rel="next"'},
+            is_optional=True,
+        )
+    async with client() as c:
+        with pytest.raises(ProtocolError) as err:
+            await c.list_tags("registry.example", "app")
+    assert "tag listing larger than 1048576 bytes refused" in str(err.value)
+    assert len(httpx_mock.get_requests()) <= 4
+
+
+@pytest.mark.parametrize(
+    "digest",
+    ["sha256:" + "z" * 64, "sha256:" + "A" * 64, "sha256:" + "a" * 60 + "' #x"],
+    ids=["not-hex", "upper-case", "quote-and-comment"],
+)
+async def test_a_head_digest_that_is_not_a_digest_is_checked_against_the_content(
+    httpx_mock: HTTPXMock, digest: str
+) -> None:
+    # The HEAD's Docker-Content-Digest is 71 characters starting 'sha256:' but not a digest.
+    # Before: it was returned as the tag's digest (and written to the lock as it was).
+    # Now it is not trusted: the GET hashes the manifest, and the same lying header on
+    # the GET is a mismatch.
+    manifest = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
+    mt = "application/vnd.oci.image.manifest.v1+json"
+    headers = {"docker-content-digest": digest, "content-type": mt}
+    httpx_mock.add_response(method="HEAD", url=f"{BASE}/v2/app/manifests/1", headers=headers)
+    httpx_mock.add_response(
+        method="GET", url=f"{BASE}/v2/app/manifests/1", headers=headers, content=manifest
+    )
+    async with client() as c:
+        with pytest.raises(DigestMismatchError) as err:
+            await c.resolve(Reference.parse("registry.example/app:1"))
+    real = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    assert f"manifest content hashes to {real}, not {digest}" in str(err.value)
+
+
+async def test_a_head_without_a_digest_header_still_resolves_by_get(httpx_mock: HTTPXMock) -> None:
+    manifest = b'{"schemaVersion":2}'
+    mt = "application/vnd.oci.image.manifest.v1+json"
+    httpx_mock.add_response(
+        method="HEAD", url=f"{BASE}/v2/app/manifests/1", headers={"content-type": mt}
+    )
+    httpx_mock.add_response(
+        method="GET",
+        url=f"{BASE}/v2/app/manifests/1",
+        headers={"content-type": mt},
+        content=manifest,
+    )
+    async with client() as c:
+        d = await c.resolve(Reference.parse("registry.example/app:1"))
+    assert d.digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
