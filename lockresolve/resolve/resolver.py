@@ -24,6 +24,7 @@ from lockresolve.errors import InvalidReferenceError, LockresolveError, UsageErr
 from lockresolve.mediatypes import DOCKER_MANIFEST_LIST, OCI_INDEX
 from lockresolve.reference import Reference
 from lockresolve.registry.model import Descriptor, Manifest
+from lockresolve.registry.protocol import is_sha256_digest, load_json
 from lockresolve.resolve.configmodel import Config, Override, PlatformSelection
 from lockresolve.resolve.model import ResolvedImage, preresolved_image
 from lockresolve.resolve.semver import SemverError, select_tag
@@ -177,15 +178,22 @@ class Resolver:
         manifest = await self._manifest(ref)
         media_type = manifest.media_type
         try:
-            body = json.loads(manifest.data)
+            body = load_json(manifest.data)
         except ValueError:
             raise ImageResolveError(f"manifest of '{resolved.url}' is not JSON") from None
+        if not isinstance(body, dict):
+            raise ImageResolveError(f"manifest of '{resolved.url}' is not a JSON object")
         if media_type not in _INDEX_TYPES and body.get("mediaType") not in _INDEX_TYPES:
             return resolved
+        children = body.get("manifests") or []
+        if not isinstance(children, list):
+            raise ImageResolveError(f"index '{resolved.url}': 'manifests' is not a list")
         matches = [
             m
-            for m in body.get("manifests") or []
-            if isinstance(m, dict) and _platform_matches(m.get("platform") or {}, platform)
+            for m in children
+            if isinstance(m, dict)
+            and isinstance(m.get("platform") or {}, dict)
+            and _platform_matches(m.get("platform") or {}, platform)
         ]
         wanted = "/".join(p for p in (platform.os, platform.architecture, platform.variant) if p)
         if not matches:
@@ -199,6 +207,12 @@ class Resolver:
                 f"'{resolved.url}', but found {len(matches)}"
             )
         child = matches[0]
+        digest = child.get("digest")
+        if not isinstance(digest, str) or not is_sha256_digest(digest):
+            raise ImageResolveError(
+                f"index '{resolved.url}': the entry for platform '{wanted}' has no valid "
+                f"sha256 digest ({json.dumps(digest)[:80]})"
+            )
         chosen = child.get("platform") or {}
         origin: dict[str, object] = {
             "architecture": chosen.get("architecture", ""),
@@ -208,7 +222,7 @@ class Resolver:
         if chosen.get("variant"):
             origin["variant"] = chosen["variant"]
         return ResolvedImage(
-            url=f"{ref.context}@{child['digest']}",
+            url=f"{ref.context}@{digest}",
             origins=(*resolved.origins, {"platformSelected": origin}),
         )
 

@@ -6,6 +6,7 @@ send these."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from pytest_httpx import HTTPXMock
@@ -16,6 +17,7 @@ from lockresolve.registry import client as client_module
 from lockresolve.registry.client import RegistryClient
 from lockresolve.registry.credentials import Keychain
 from lockresolve.registry.transport import TransportPolicy
+from lockresolve.resolve.engine import ResolveOptions, TextInput, resolve_inputs
 
 pytestmark = pytest.mark.anyio
 
@@ -132,3 +134,80 @@ async def test_a_head_without_a_digest_header_still_resolves_by_get(httpx_mock: 
     async with client() as c:
         d = await c.resolve(Reference.parse("registry.example/app:1"))
     assert d.digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+INDEX_MT = "application/vnd.oci.image.index.v1+json"
+GOOD = "sha256:" + "b" * 64
+
+
+def _index_children(digest: object) -> list[object]:
+    return [
+        {"mediaType": "x", "digest": digest, "platform": {"os": "linux", "architecture": "amd64"}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'[{"manifests": []}]', "manifest of 'registry.example/app@{D}' is not a JSON object"),
+        (
+            b'{"mediaType": "' + INDEX_MT.encode() + b'", "manifests": {"a": 1}}',
+            "index 'registry.example/app@{D}': 'manifests' is not a list",
+        ),
+        (
+            json.dumps({"manifests": _index_children(None)}).encode(),
+            "index 'registry.example/app@{D}': the entry for platform 'linux/amd64' has no "
+            "valid sha256 digest (null)",
+        ),
+        (
+            json.dumps({"manifests": _index_children("sha256:../../x")}).encode(),
+            "index 'registry.example/app@{D}': the entry for platform 'linux/amd64' has no "
+            'valid sha256 digest ("sha256:../../x")',
+        ),
+        (
+            json.dumps({"manifests": _index_children(["sha256:" + "b" * 64])}).encode(),
+            "index 'registry.example/app@{D}': the entry for platform 'linux/amd64' has no "
+            'valid sha256 digest (["sha256:' + "b" * 64 + '"])',
+        ),
+        (b"[" * 20_000 + b"]" * 20_000, "manifest of 'registry.example/app@{D}' is not JSON"),
+    ],
+    ids=["array", "manifests-map", "no-digest", "bad-digest", "digest-list", "deep"],
+)
+async def test_an_index_that_is_not_an_index_fails_that_image_with_one_line(
+    httpx_mock: HTTPXMock, body: bytes, reason: str
+) -> None:
+    # issue 12, item 6. Before: AttributeError / KeyError / RecursionError as an internal
+    # error, or the child's digest written to the lock as it was ('sha256:../../x').
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    headers = {"docker-content-digest": digest, "content-type": INDEX_MT}
+    url = f"{BASE}/v2/app/manifests/1"
+    httpx_mock.add_response(method="HEAD", url=url, headers=headers)
+    httpx_mock.add_response(
+        method="GET", url=f"{BASE}/v2/app/manifests/{digest}", headers=headers, content=body
+    )
+    text = "kind: Pod\nspec:\n  containers:\n  - image: registry.example/app:1\n"
+    async with client() as c:
+        result = await resolve_inputs(
+            [TextInput("pod.yml", text)], ResolveOptions(platform="linux/amd64"), client=c
+        )
+    assert not result.resolved
+    assert [(f.reference, f.reason) for f in result.failures] == [
+        ("registry.example/app:1", reason.replace("{D}", digest))
+    ]
+
+
+async def test_a_good_index_child_is_still_selected(httpx_mock: HTTPXMock) -> None:
+    body = json.dumps({"mediaType": INDEX_MT, "manifests": _index_children(GOOD)}).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    headers = {"docker-content-digest": digest, "content-type": INDEX_MT}
+    httpx_mock.add_response(method="HEAD", url=f"{BASE}/v2/app/manifests/1", headers=headers)
+    httpx_mock.add_response(
+        method="GET", url=f"{BASE}/v2/app/manifests/{digest}", headers=headers, content=body
+    )
+    text = "kind: Pod\nspec:\n  containers:\n  - image: registry.example/app:1\n"
+    async with client() as c:
+        result = await resolve_inputs(
+            [TextInput("pod.yml", text)], ResolveOptions(platform="linux/amd64"), client=c
+        )
+    assert not result.failures
+    assert result.resolved["registry.example/app:1"].url == f"registry.example/app@{GOOD}"
