@@ -18,6 +18,7 @@ from lockresolve.registry.client import RegistryClient
 from lockresolve.registry.credentials import Keychain
 from lockresolve.registry.transport import TransportPolicy
 from lockresolve.resolve.engine import ResolveOptions, TextInput, resolve_inputs
+from lockresolve.resolve.outdated import check_outdated
 
 pytestmark = pytest.mark.anyio
 
@@ -211,3 +212,54 @@ async def test_a_good_index_child_is_still_selected(httpx_mock: HTTPXMock) -> No
         )
     assert not result.failures
     assert result.resolved["registry.example/app:1"].url == f"registry.example/app@{GOOD}"
+
+
+async def test_outdated_a_selected_tag_that_is_no_tag_fails_that_reference(
+    httpx_mock: HTTPXMock,
+) -> None:
+    # The registry lists '9.0.0+evil': a version to semver, but '+' cannot be in a tag.
+    # Before: InvalidReferenceError escaped the task group (internal error, every other
+    # reference's answer lost). Now that reference fails with one line; the other is checked.
+    httpx_mock.add_response(url=TAGS, json={"tags": ["1.0.0", "9.0.0+evil"]})
+    httpx_mock.add_response(
+        method="HEAD",
+        url=f"{BASE}/v2/other/manifests/1.0.0",
+        headers={"docker-content-digest": GOOD},
+    )
+    httpx_mock.add_response(
+        url=f"{BASE}/v2/other/tags/list?n=1000", json={"tags": ["1.0.0", "1.1.0"]}
+    )
+    text = (
+        "kind: Pod\nspec:\n  containers:\n  - image: registry.example/app\n"
+        "  - image: registry.example/other:1.0.0\n---\n"
+        "apiVersion: kbld.k14s.io/v1alpha1\nkind: Config\noverrides:\n"
+        "- image: registry.example/app\n  newImage: registry.example/app\n"
+        "  tagSelection:\n    semver:\n      constraints: '>=1.0.0'\n"
+    )
+    async with client() as c:
+        report = await check_outdated([TextInput("pod.yml", text)], client=c)
+    assert [(s.reference, s.newer) for s in report.statuses] == [
+        ("registry.example/other:1.0.0", ("1.1.0",))
+    ]
+    assert [str(p) for p in report.problems] == [
+        "registry.example/app (pod.yml:4): invalid image reference "
+        "'registry.example/app:9.0.0+evil': bad tag '9.0.0+evil': '+' is not allowed "
+        "(letters, digits, '_', '.', '-')"
+    ]
+
+
+async def test_resolve_a_selected_tag_that_is_no_tag_fails_that_reference(
+    httpx_mock: HTTPXMock,
+) -> None:
+    # The same listing under resolve: one failure line (this already held; kept as a guard).
+    httpx_mock.add_response(url=TAGS, json={"tags": ["1.0.0", "9.0.0+evil"]})
+    text = (
+        "kind: Pod\nspec:\n  containers:\n  - image: registry.example/app\n---\n"
+        "apiVersion: kbld.k14s.io/v1alpha1\nkind: Config\noverrides:\n"
+        "- image: registry.example/app\n  newImage: registry.example/app\n"
+        "  tagSelection:\n    semver:\n      constraints: '>=1.0.0'\n"
+    )
+    async with client() as c:
+        result = await resolve_inputs([TextInput("pod.yml", text)], client=c)
+    assert [f.reference for f in result.failures] == ["registry.example/app"]
+    assert "'+' is not allowed" in result.failures[0].reason
