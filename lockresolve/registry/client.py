@@ -307,7 +307,9 @@ class RegistryClient:
                         raise TransportError(
                             refused, subject=subject, method=method, url=redact_url(url)
                         ) from None
-                    if attempt < attempts and not isinstance(exc, httpx.UnsupportedProtocol):
+                    if attempt < attempts and not isinstance(
+                        exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+                    ):
                         self.stats.retries += 1
                         host.pause_until = max(
                             host.pause_until, self._clock() + self._backoff(attempt - 1)
@@ -364,7 +366,11 @@ class RegistryClient:
         self, exc: BaseException | None, method: str, url: str, subject: str
     ) -> TransportError:
         reason = type(exc).__name__ if exc is not None else "no answer"
-        if exc is not None and str(exc):
+        if isinstance(exc, httpx.LocalProtocolError):
+            # h11 quotes the refused header *value* (b'Bearer TOKEN\r\n'): never print it.
+            reason += " (a header value the HTTP library refuses, such as a credential "
+            reason += "with a line break; its value is not shown)"
+        elif exc is not None and str(exc):
             reason = f"{reason}: {exc}"
         if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
             reason += (
