@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterator
 
 import pytest
-from pytest_httpx import HTTPXMock
+from pytest_httpx import HTTPXMock, IteratorStream
 
-from lockresolve.errors import DigestMismatchError, ProtocolError
+from lockresolve.errors import AuthError, DigestMismatchError, ProtocolError
 from lockresolve.reference import Reference
 from lockresolve.registry import client as client_module
 from lockresolve.registry.client import RegistryClient
-from lockresolve.registry.credentials import Keychain
+from lockresolve.registry.credentials import Credential, Keychain
 from lockresolve.registry.transport import TransportPolicy
 from lockresolve.resolve.engine import ResolveOptions, TextInput, resolve_inputs
 from lockresolve.resolve.outdated import check_outdated
@@ -263,3 +265,79 @@ async def test_resolve_a_selected_tag_that_is_no_tag_fails_that_reference(
         result = await resolve_inputs([TextInput("pod.yml", text)], client=c)
     assert [f.reference for f in result.failures] == ["registry.example/app"]
     assert "'+' is not allowed" in result.failures[0].reason
+
+
+REALM = "https://auth.example/token"
+TOKEN_URL = re.compile(r"https://auth\.example/token.*")
+
+
+def _token_client(httpx_mock: HTTPXMock) -> RegistryClient:
+    httpx_mock.add_response(
+        method="HEAD",
+        url=f"{BASE}/v2/app/manifests/1",
+        status_code=401,
+        headers={"www-authenticate": f'Bearer realm="{REALM}",service="s"'},
+    )
+    keychain = Keychain.from_environment({}, explicit=Credential(username="u", password="pw"))
+    return RegistryClient(TransportPolicy(retries=0), keychain, sleep=_no_sleep)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * 50_000, "sent an unreadable answer"),
+        (b'["token"]', "sent an unreadable answer"),
+        (b'{"token": "' + b"t" * (2 * 1024 * 1024) + b'"}', "sent an answer over 1 MiB, refused"),
+    ],
+    ids=["deep", "array", "huge"],
+)
+async def test_a_hostile_token_answer_is_one_auth_error(
+    httpx_mock: HTTPXMock, body: bytes, reason: str
+) -> None:
+    # Before: RecursionError as an internal error for the deep one; the 2 MiB answer was
+    # read whole, however large.
+    httpx_mock.add_response(url=TOKEN_URL, content=body)
+    async with _token_client(httpx_mock) as c:
+        with pytest.raises(AuthError) as err:
+            await c.resolve(Reference.parse("registry.example/app:1"))
+    assert f"token service {REALM} {reason}" in str(err.value)
+
+
+async def test_a_token_with_a_lifetime_of_nan_is_cached_for_the_default_lifetime(
+    httpx_mock: HTTPXMock,
+) -> None:
+    # "expires_in": "nan": before, every token was already expired (nan compares false),
+    # so each request fetched a new one. Now the default lifetime applies: one fetch.
+    httpx_mock.add_response(url=TOKEN_URL, json={"token": "t", "expires_in": "nan"})
+    for tag in ("1", "2", "3"):
+        httpx_mock.add_response(
+            method="HEAD",
+            url=f"{BASE}/v2/app/manifests/{tag}",
+            match_headers={"Authorization": "Bearer t"},
+            headers={"docker-content-digest": GOOD},
+        )
+    async with _token_client(httpx_mock) as c:
+        for tag in ("1", "2", "3"):
+            assert (await c.resolve(Reference.parse(f"registry.example/app:{tag}"))).digest == GOOD
+    token_requests = [r for r in httpx_mock.get_requests() if r.url.host == "auth.example"]
+    assert len(token_requests) == 1
+
+
+async def test_an_endless_token_answer_without_a_length_is_cut_at_1_mib(
+    httpx_mock: HTTPXMock,
+) -> None:
+    sent = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal sent
+        yield b'{"token": "'
+        while sent < 64 * 1024 * 1024:  # bounded, in case the cap does not hold
+            sent += 65536
+            yield b"t" * 65536
+
+    httpx_mock.add_response(url=TOKEN_URL, stream=IteratorStream(endless()))
+    async with _token_client(httpx_mock) as c:
+        with pytest.raises(AuthError) as err:
+            await c.resolve(Reference.parse("registry.example/app:1"))
+    assert f"token service {REALM} sent an answer over 1 MiB, refused" in str(err.value)
+    assert sent <= 2 * 1024 * 1024
