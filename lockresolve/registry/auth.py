@@ -23,9 +23,9 @@ request needs in ``request.extensions`` under :data:`REGISTRY_EXT` and
 from __future__ import annotations
 
 import base64
-import json
+import math
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,7 +34,12 @@ import httpx
 
 from lockresolve.errors import AuthError
 from lockresolve.registry.credentials import Credential
-from lockresolve.registry.protocol import Challenge, parse_www_authenticate, redact_url
+from lockresolve.registry.protocol import (
+    Challenge,
+    load_json,
+    parse_www_authenticate,
+    redact_url,
+)
 
 __all__ = ["REGISTRY_EXT", "SCOPES_EXT", "SENT_EXT", "CredentialSource", "RegistryAuth"]
 
@@ -44,6 +49,8 @@ SCOPES_EXT = "lockresolve.scopes"
 # Refresh a token this many seconds before the registry would stop accepting it.
 _EXPIRY_MARGIN = 10.0
 _DEFAULT_TOKEN_LIFETIME = 60.0
+# A token service's answer is a few kilobytes (a JWT); more is refused unread.
+_MAX_TOKEN_ANSWER = 1024 * 1024
 
 
 #: set on each request: what the flow sent (``Credential.describe()``), for error messages
@@ -143,7 +150,9 @@ class RegistryAuth(httpx.Auth):
             headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
         return httpx.Request("GET", realm, params=params, headers=headers)
 
-    def _parse_token(self, response: httpx.Response, realm: str, cred: Credential) -> _Token:
+    def _parse_token(
+        self, response: httpx.Response, content: bytes, realm: str, cred: Credential
+    ) -> _Token:
         where = redact_url(realm)
         if response.status_code != 200:
             raise AuthError(
@@ -152,11 +161,15 @@ class RegistryAuth(httpx.Auth):
                 status=response.status_code,
             )
         try:
-            body = json.loads(response.content)
+            body = load_json(content)
+            if not isinstance(body, dict):
+                raise TypeError
             value = body.get("token") or body.get("access_token")
             lifetime = float(body.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, TypeError):
             raise AuthError(f"token service {where} sent an unreadable answer") from None
+        if not math.isfinite(lifetime):
+            lifetime = _DEFAULT_TOKEN_LIFETIME  # 'nan' would make every token expired
         if not isinstance(value, str) or not value:
             raise AuthError(f"token service {where} sent no token")
         lifetime = max(lifetime, _EXPIRY_MARGIN * 2)
@@ -205,9 +218,13 @@ class RegistryAuth(httpx.Auth):
                                     token_response = yield self._token_request(
                                         challenge, scopes, cred
                                     )
-                                    await token_response.aread()
+                                    content = await _read_token_answer(
+                                        token_response, challenge.realm
+                                    )
                                     self.token_fetches += 1
-                                    token = self._parse_token(token_response, challenge.realm, cred)
+                                    token = self._parse_token(
+                                        token_response, content, challenge.realm, cred
+                                    )
                                     self._tokens[token_key] = token
                             header = f"Bearer {token.value}"
                     if header is not None:
@@ -266,3 +283,40 @@ class RegistryAuth(httpx.Auth):
             if leader:
                 # No answer (connection failed, cancelled): let the next request lead.
                 self._first_contact.pop(host).set()
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    """A response body that raises :class:`AuthError` once more than ``cap`` bytes came."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, cap: int, message: str) -> None:
+        self._inner, self._cap, self._message = inner, cap, message
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self._inner:
+            total += len(chunk)
+            if total > self._cap:
+                raise AuthError(self._message)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def _read_token_answer(response: httpx.Response, realm: str) -> bytes:
+    """The token service's answer, refusing one over 1 MiB (unread past that).
+
+    Read through ``aread`` so that httpx finds the body read when the flow goes on.
+    """
+    message = f"token service {redact_url(realm)} sent an answer over 1 MiB, refused"
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _MAX_TOKEN_ANSWER:
+        await response.aclose()
+        raise AuthError(message)
+    if isinstance(response.stream, httpx.AsyncByteStream):
+        response.stream = _CappedStream(response.stream, _MAX_TOKEN_ANSWER, message)
+    try:
+        return await response.aread()
+    except AuthError:
+        await response.aclose()
+        raise

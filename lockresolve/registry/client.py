@@ -50,10 +50,12 @@ from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha25
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
     blob_path,
+    is_sha256_digest,
     manifest_path,
     parse_error_body,
     parse_link_next,
     parse_retry_after,
+    parse_tag_list,
     redact_url,
     repository_scope,
     same_origin,
@@ -71,6 +73,8 @@ log = logging.getLogger("lockresolve.http")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"})
 _MAX_TAG_PAGES = 10_000
+# All pages of one tag listing together (1,000,000 tags of 60 characters fit).
+_MAX_TAG_BYTES = 64 * 1024 * 1024
 _MAX_REDIRECTS = 5
 _START = "lockresolve.start"
 # How long a refused connection is remembered: a run's worth (a long-lived library
@@ -374,7 +378,9 @@ class RegistryClient:
                         raise TransportError(
                             refused, subject=subject, method=method, url=redact_url(url)
                         ) from None
-                    if attempt < attempts and not isinstance(exc, httpx.UnsupportedProtocol):
+                    if attempt < attempts and not isinstance(
+                        exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+                    ):
                         self.stats.retries += 1
                         host.pause_until = max(
                             host.pause_until, self._clock() + self._backoff(attempt - 1)
@@ -437,7 +443,11 @@ class RegistryClient:
         self, exc: BaseException | None, method: str, url: str, subject: str
     ) -> TransportError:
         reason = type(exc).__name__ if exc is not None else "no answer"
-        if exc is not None and str(exc):
+        if isinstance(exc, httpx.LocalProtocolError):
+            # h11 quotes the refused header *value* (b'Bearer TOKEN\r\n'): never print it.
+            reason += " (a header value the HTTP library refuses, such as a credential "
+            reason += "with a line break; its value is not shown)"
+        elif exc is not None and str(exc):
             reason = f"{reason}: {exc}"
         if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
             reason += (
@@ -529,8 +539,8 @@ class RegistryClient:
         status = response.status_code
         if status == 200:
             digest = response.headers.get("docker-content-digest", "")
-            if not digest.startswith("sha256:") or len(digest) != 71:
-                return None
+            if not is_sha256_digest(digest):
+                return None  # absent or not a digest: the GET hashes the content itself
             if ref.digest is not None and digest != str(ref.digest):
                 raise DigestMismatchError(
                     f"the registry answered digest {digest}",
@@ -541,7 +551,7 @@ class RegistryClient:
             return Descriptor(
                 digest=digest,
                 media_type=response.headers.get("content-type", "").split(";")[0].strip(),
-                size=int(response.headers.get("content-length") or 0),
+                size=_content_length(response),
             )
         if status in (405, 501):
             return None
@@ -959,6 +969,7 @@ class RegistryClient:
         target: str | None = tags_path(repository) + "?n=1000"
         seen: set[str] = set()
         tags: list[str] = []
+        budget = _MAX_TAG_BYTES  # all pages together: memory stays bounded
         for _ in range(_MAX_TAG_PAGES):
             if target is None:
                 return tags
@@ -973,21 +984,43 @@ class RegistryClient:
                 # A Link to another host (or scheme) is followed without credentials.
                 auth=not target.startswith(("http://", "https://"))
                 or self._same_origin(registry, target),
+                stream=True,
             )
             if response.status_code != 200:
                 raise await self._error(response, subject)
+            url = redact_url(str(response.request.url))
             try:
-                page = response.json()
-                page_tags = page.get("tags") or []
-            except (ValueError, AttributeError):
-                raise ProtocolError("unreadable tag list", subject=subject, method="GET") from None
-            tags.extend(str(t) for t in page_tags)
+                content = await _read_capped(response, budget)
+            except _TooLarge:
+                raise ProtocolError(
+                    f"tag listing larger than {_MAX_TAG_BYTES} bytes refused",
+                    subject=subject,
+                    method="GET",
+                    url=url,
+                ) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, "GET", url, subject) from None
+            finally:
+                await response.aclose()
+            budget -= len(content)
+            try:
+                tags.extend(parse_tag_list(content))
+            except ValueError as exc:
+                raise ProtocolError(
+                    f"unreadable tag list: {exc}", subject=subject, method="GET", url=url
+                ) from None
             registry = _served_by(response, registry)
             seen.add(str(response.request.url))
             target = parse_link_next(response.headers.get("link"), str(response.request.url))
         raise ProtocolError(
             f"tag listing has more than {_MAX_TAG_PAGES} pages", subject=subject, method="GET"
         )
+
+
+def _content_length(response: httpx.Response) -> int:
+    """The ``Content-Length`` as a size; 0 when absent or not a plain number (``-5``)."""
+    declared = response.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
 
 
 class _TooLarge(Exception):

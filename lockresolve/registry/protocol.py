@@ -18,9 +18,12 @@ from lockresolve.errors import RegistryErrorDetail
 
 __all__ = [
     "Challenge",
+    "is_sha256_digest",
+    "load_json",
     "parse_error_body",
     "parse_link_next",
     "parse_retry_after",
+    "parse_tag_list",
     "parse_www_authenticate",
     "redact_url",
     "repository_scope",
@@ -81,11 +84,49 @@ def repository_scope(repository: str, actions: str) -> str:
     return f"repository:{repository}:{actions}"
 
 
+_SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
+
+
+def is_sha256_digest(value: str) -> bool:
+    """Whether ``value`` is a well-formed ``sha256:`` digest (64 lower-case hex digits)."""
+    return _SHA256.fullmatch(value) is not None
+
+
+def load_json(content: bytes | str) -> object:
+    """``json.loads`` for bodies from the network: any failure is a :class:`ValueError`.
+
+    Nesting deep enough to exhaust the interpreter's stack (``[[[[…``, a few
+    kilobytes) raises ``RecursionError`` in ``json``; that is unreadable JSON too.
+    """
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def parse_tag_list(content: bytes) -> list[str]:
+    """The ``tags`` of one tag-list page; :class:`ValueError` when it is not a list of strings.
+
+    ``"tags": null`` (an empty repository, as distribution answers) is no tags.
+    """
+    data = load_json(content)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    tags = data.get("tags")
+    if tags is None:
+        return []
+    if not isinstance(tags, list):
+        raise ValueError("'tags' is not a list")
+    if not all(isinstance(t, str) for t in tags):
+        raise ValueError("'tags' holds a value that is not a string")
+    return tags
+
+
 def parse_error_body(content: bytes) -> list[RegistryErrorDetail]:
     """The registry's ``{"errors": [{"code", "message", "detail"}]}`` body, best effort."""
     try:
-        data = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+        data = load_json(content)
+    except ValueError:
         return []
     errors = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(errors, list):

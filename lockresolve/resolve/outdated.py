@@ -270,8 +270,9 @@ async def _check(
 
     async def head_one(key: tuple[str, str, str]) -> None:
         registry, repository, tag = key
-        ref = Reference.parse(f"{registry}/{repository}:{tag}")
         try:
+            # The tag may come from the registry's listing (a selection): it may not parse.
+            ref = Reference.parse(f"{registry}/{repository}:{tag}")
             heads[key] = "@" + (await client.resolve(ref)).digest
         except LockresolveError as exc:
             heads[key] = str(exc)

@@ -234,6 +234,8 @@ def _edit(res: Resource, image: SplitImage, digest: str) -> tuple[int, int, str]
     key = fields.key_nodes.get(image.tag_key)
     if mapping is None or value is None or key is None:
         raise InputError("cannot find where the tag is written", *where)
+    if value.start < key.end:  # an alias: the value node is the anchored one, elsewhere
+        raise InputError("cannot write 'digest:' beside a tag given by an alias", *where)
     if mapping.flow:
         return value.end, value.end, f', digest: "{digest}"'
     if "\n" in text[value.start : value.end] or not _starts_line(text, key.start):
@@ -274,8 +276,12 @@ def pin_split_images(
         pos = end
     out.append(res.text[pos:])
     text = "".join(out)
-    root = compose(text, res.source, res.line_offset)
-    data = to_data(root, res.source, res.line_offset) if root is not None else None
+    try:
+        root = compose(text, res.source, res.line_offset)
+        data = to_data(root, res.source, res.line_offset) if root is not None else None
+    except InputError:
+        # The edited text, not the input, fails to parse: say so, not the parser's words.
+        root = data = None
     if not isinstance(root, MappingNode) or not isinstance(data, GoMap):
         raise InputError("writing the digests broke the document", res.source, res.line)
     if not go_equal(data, expected):

@@ -249,3 +249,28 @@ def test_pinned_file_lifecycle_with_lock_update_and_edited_tag(
     assert f"  newTag: '1.1'\n  digest: {v3}\n" in text
     assert f"kbld.carvel.dev/id: {repo}:1.1\n" in lock.read_text()
     assert f"{repo}:1.0" not in lock.read_text()
+
+
+def test_a_tag_given_by_an_alias_is_refused_with_its_own_line(
+    registry: Registry,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    # 'newTag: *t' with the anchor on another key: the tag's node is the anchored one, so
+    # 'digest:' was inserted after the anchor's line. Before: the broken edit's parser error
+    # ('kustomization.yaml:4: expected <block end>, but found ...') for a valid file.
+    prefix = prefix_for(request)
+    push_tag(registry, f"{prefix}/app", "1", "alias-1")
+    path = tmp_path / "kustomization.yaml"
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nx: &t '1'\n"
+        f"images:\n- name: app\n  newName: {registry.host}/{prefix}/app\n  newTag: *t\n"
+    )
+    path.write_text(text)
+    code, out, err = run_cli(["-f", str(path), "--kustomize"], capfd)
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1] == (
+        f"lockresolve: error: {path}:7: cannot write 'digest:' beside a tag given by an alias"
+    )
+    assert path.read_text() == text

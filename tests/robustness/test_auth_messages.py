@@ -184,3 +184,23 @@ def test_an_orphaned_group_is_one_warning_at_start_up(
     assert len(_failure_lines(res.err)) == 3
     assert WRONG not in res.err
     tally("orphaned credential groups warned about once")
+
+
+def test_a_token_that_cannot_be_a_header_is_never_printed(
+    token_registry: Registry, clean_env: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A Docker config `registrytoken` written with a trailing newline (echo > file): the
+    # HTTP library refuses the header 'Bearer TOKEN\r\n' and its message quotes the value.
+    # Before: '... LocalProtocolError: Illegal header value b'Bearer tok-SECRET-4711\r\n''
+    # on stderr. Now the refusal names no value, and the run still fails with one line.
+    host = token_registry.host
+    seed_tags(token_registry, "msg/tok", ["1"])
+    config = clean_env / "no-docker-config" / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"auths": {host: {"registrytoken": "tok-SECRET-4711\r\n"}}}))
+    src = _input(clean_env, [f"{host}/msg/tok:1"])
+    res = run_cli(["-f", str(src)], capfd)
+    assert res.code == 1
+    (line,) = _failure_lines(res.err)
+    assert "LocalProtocolError (a header value the HTTP library refuses" in line, line
+    assert "SECRET" not in res.err and "SECRET" not in res.out
