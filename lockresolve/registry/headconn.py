@@ -103,6 +103,7 @@ class HeadConnection:
         if self._closed:
             raise httpcore.ConnectionNotAvailable()
         timeouts = _timeouts(request)
+        _check_request(request)
         lines = [b"HEAD " + request.url.target + b" HTTP/1.1\r\n"]
         lines += [name + b": " + value + b"\r\n" for name, value in request.headers]
         lines.append(b"\r\n")
@@ -178,3 +179,20 @@ def _parse_head(block: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, byte
             raise httpcore.RemoteProtocolError("malformed header line")
         headers.append((name, value.strip(b" \t")))
     return int(code), parts[2] if len(parts) > 2 else b"", parts[0], headers
+
+
+#: what may not stand in a request line or header field: a CR or LF would end the line
+#: there and let a value (a token from a config file or a token server) inject headers
+_FORBIDDEN = frozenset(b"\r\n\x00")
+
+
+def _check_request(request: httpcore.Request) -> None:
+    """Refuse what h11 refuses before it is written: a target or header with CR, LF or NUL,
+    a header name with a space or colon. The value is never quoted (it may be a secret)."""
+    if _FORBIDDEN.intersection(request.url.target) or b" " in request.url.target:
+        raise httpcore.LocalProtocolError("illegal request target")
+    for name, value in request.headers:
+        if not name or _FORBIDDEN.intersection(name) or b" " in name or b":" in name:
+            raise httpcore.LocalProtocolError("illegal header name")
+        if _FORBIDDEN.intersection(value) or value != value.strip(b" \t"):
+            raise httpcore.LocalProtocolError(f"illegal header value for {name.decode('latin-1')}")

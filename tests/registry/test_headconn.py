@@ -203,3 +203,29 @@ async def test_the_request_carries_httpx_headers(scripted: type[ScriptedServer])
     assert lines[0] == "HEAD /v2/x/manifests/1?q=2 HTTP/1.1"
     assert f"Host: 127.0.0.1:{server.port}" in lines
     assert "Accept: a/b" in lines
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer tok-SECRET-4711\r\nX-Injected: 1"},
+        {"Authorization": "Bearer tok-SECRET-4711\r\n"},
+        {"Authorization": "Bearer tok-SECRET-4711\x00"},
+    ],
+    ids=["crlf-inside", "crlf-at-end", "nul"],
+)
+async def test_a_header_value_with_a_line_break_is_refused_unsent(
+    scripted: type[ScriptedServer], headers: dict[str, str]
+) -> None:
+    # Before: the lean HEAD path wrote the value as it was, so a token with CR/LF (from a
+    # Docker config or a token server) ended the header line and injected its own
+    # headers; h11, which every other request goes through, refuses such a value.
+    with scripted([OK]) as server:
+        client, _ = lean_client()
+        async with client:
+            with pytest.raises(httpx.LocalProtocolError) as caught:
+                await client.head(
+                    f"http://127.0.0.1:{server.port}/v2/x/manifests/1", headers=headers
+                )
+    assert "SECRET" not in str(caught.value)
+    assert server.requests == []
