@@ -392,7 +392,8 @@ def tag_resolve_command(**kwargs: Any) -> None:
 @bool_option(
     "--referrers",
     False,
-    "Also copy each item's OCI 1.1 referrers (the sha256-<hex> fallback tag's index).",
+    "Also copy each item's OCI 1.1 referrers (the referrers API where offered, and the "
+    "sha256-<hex> fallback tag's index).",
 )
 @click.option("--resume", is_flag=True, help="With --to-tar: reuse valid blobs of an earlier tar.")
 @registry_options()
