@@ -292,6 +292,11 @@ def _pull_from_files(kwargs: dict[str, Any], output: str) -> None:
 )
 @bool_option("--layers", True, "List each image's layer digests (read from its manifest).")
 @bool_option("--cosign-artifacts", True, "List each image's cosign signature (.sig), as imgpkg.")
+@bool_option(
+    "--sub-bundles",
+    True,
+    "Describe nested bundles' contents too (as imgpkg); =false lists them unexpanded.",
+)
 @registry_options()
 def describe_command(**kwargs: Any) -> None:
     """Describe a bundle's images and nested bundles, as imgpkg describe."""
@@ -311,6 +316,7 @@ def describe_command(**kwargs: Any) -> None:
             kwargs["bundle"],
             layers=kwargs["layers"],
             cosign_artifacts=kwargs["cosign_artifacts"],
+            sub_bundles=kwargs["sub_bundles"],
         ),
     )
     text = description_yaml(desc) if kwargs["output_type"] == "yaml" else description_text(desc)
