@@ -11,8 +11,8 @@ imgpkg prints with ``--output-type yaml`` (``sha: <digest>``, then the
 ``sigs.k8s.io/yaml`` of the ``Description``), or its text form. With
 ``cosign_artifacts`` (imgpkg's ``--cosign-artifacts``, on by default) the
 ``sha256-<hex>.sig`` of the bundle and of each of its images is listed as an
-image of type ``Signature`` (annotation ``tag``); a denied one is left out
-(imgpkg lists it with its error).
+image of type ``Signature`` (annotation ``tag``); a denied one (403) is listed
+as imgpkg does: ``<repo>:<tag>: {imageType: Signature, error: access denied}``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,14 @@ class _Walk:
             tag = signature_tag(str(ref.digest))
             try:
                 found = await fetch_artifact(self.client, repo.with_tag(tag))
-            except (NotFoundError, AuthError):
+            except AuthError as exc:
+                if exc.status == 403:  # imgpkg's AccessDeniedErr: listed with its error
+                    images[f"{repo.context}:{tag}"] = {
+                        "imageType": "Signature",
+                        "error": "access denied",
+                    }
+                return
+            except NotFoundError:
                 return
             digest = str(found.ref.digest)
             info: Description = {
@@ -252,7 +259,7 @@ def description_text(desc: Description) -> str:
 
 def _entry(item: Description, kind: str, at: int, out: list[str]) -> None:
     pad = " " * at
-    out.append(f"{pad}- Image: {item['image']}")
+    out.append(f"{pad}- Image: {item.get('image', '')}")
     out.append(f"{pad}  Type: {kind}")
     if kind in ("Bundle", "Image"):
         out.append(f"{pad}  Origin: {item['origin']}")
