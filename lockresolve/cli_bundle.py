@@ -292,6 +292,11 @@ def _pull_from_files(kwargs: dict[str, Any], output: str) -> None:
 )
 @bool_option("--layers", True, "List each image's layer digests (read from its manifest).")
 @bool_option("--cosign-artifacts", True, "List each image's cosign signature (.sig), as imgpkg.")
+@bool_option(
+    "--sub-bundles",
+    True,
+    "Describe nested bundles' contents too (as imgpkg); =false lists them unexpanded.",
+)
 @registry_options()
 def describe_command(**kwargs: Any) -> None:
     """Describe a bundle's images and nested bundles, as imgpkg describe."""
@@ -311,6 +316,7 @@ def describe_command(**kwargs: Any) -> None:
             kwargs["bundle"],
             layers=kwargs["layers"],
             cosign_artifacts=kwargs["cosign_artifacts"],
+            sub_bundles=kwargs["sub_bundles"],
         ),
     )
     text = description_yaml(desc) if kwargs["output_type"] == "yaml" else description_text(desc)
@@ -392,7 +398,8 @@ def tag_resolve_command(**kwargs: Any) -> None:
 @bool_option(
     "--referrers",
     False,
-    "Also copy each item's OCI 1.1 referrers (the sha256-<hex> fallback tag's index).",
+    "Also copy each item's OCI 1.1 referrers (the referrers API where offered, and the "
+    "sha256-<hex> fallback tag's index).",
 )
 @click.option("--resume", is_flag=True, help="With --to-tar: reuse valid blobs of an earlier tar.")
 @registry_options()

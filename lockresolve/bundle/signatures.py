@@ -13,8 +13,11 @@ Beyond imgpkg, ``--cosign-signatures`` also copies cosign's attestations and
 SBOMs (``sha256-<hex>.att``, ``.sbom``; imgpkg never does), and ``--referrers``
 copies the OCI 1.1 referrers through their fallback tag ``sha256-<hex>`` (an
 index of the manifests whose ``subject`` is the item): the index is copied
-whole, by digest, with that tag. The referrers API (``/v2/<repo>/referrers/``)
-is not asked (docker-registry 2.8 does not offer it).
+whole, by digest, with that tag. First the referrers API
+(``GET /v2/<repo>/referrers/<digest>``) is asked; where the registry offers it
+(an OCI image index comes back), each referrer it lists is copied by digest too.
+Where it does not (404, 405, 501, or an answer that is not an index; e.g.
+docker-registry 2.8), only the fallback tag is used. A malformed index is an error.
 """
 
 from __future__ import annotations
@@ -63,17 +66,39 @@ async def attached_metas(
             return
         found[i, j] = RefMeta(ref=str(repo.with_digest(descriptor.digest)), tag=tag)
 
+    async def api(i: int, meta: RefMeta) -> None:
+        ref = Reference.parse(meta.ref)
+        if ref.digest is None:
+            return
+        try:
+            listed = await client.referrers(ref.registry, ref.repository, str(ref.digest))
+        except AuthError:
+            return
+        except LockresolveError as exc:
+            failures.append(exc)
+            return
+        repo = Reference(ref.registry, ref.repository)
+        for k, referrer in enumerate(listed or ()):
+            # after the tag lookups of the same item (j < len(suffixes))
+            found[i, len(suffixes) + k] = RefMeta(ref=str(repo.with_digest(referrer.digest)))
+
     async with anyio.create_task_group() as tg:
         for i, meta in enumerate(metas):
             for j in range(len(suffixes)):
                 tg.start_soon(one, i, j, meta)
+            if "" in suffixes:
+                tg.start_soon(api, i, meta)
     if failures:
         raise failures[0]
     seen = {(m.ref, m.tag) for m in metas}
+    by_digest = {m.ref for m in metas}
     out: list[RefMeta] = []
     for key in sorted(found):
         meta = found[key]
+        if not meta.tag and meta.ref in by_digest:
+            continue  # a referrer already copied (as an item, or under a tag)
         if (meta.ref, meta.tag) not in seen:
             seen.add((meta.ref, meta.tag))
+            by_digest.add(meta.ref)
             out.append(meta)
     return tuple(out)

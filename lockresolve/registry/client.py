@@ -49,14 +49,17 @@ from lockresolve.registry.mirrors import Hop, MirrorConfig
 from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha256_digest
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
+    Referrer,
     blob_path,
     is_sha256_digest,
     manifest_path,
     parse_error_body,
     parse_link_next,
+    parse_referrers,
     parse_retry_after,
     parse_tag_list,
     redact_url,
+    referrers_path,
     repository_scope,
     same_origin,
     tags_path,
@@ -75,6 +78,7 @@ _NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"
 _MAX_TAG_PAGES = 10_000
 # All pages of one tag listing together (1,000,000 tags of 60 characters fit).
 _MAX_TAG_BYTES = 64 * 1024 * 1024
+_MAX_REFERRER_PAGES = 100
 _MAX_REDIRECTS = 5
 _START = "lockresolve.start"
 # How long a refused connection is remembered: a run's worth (a long-lived library
@@ -1014,6 +1018,79 @@ class RegistryClient:
             target = parse_link_next(response.headers.get("link"), str(response.request.url))
         raise ProtocolError(
             f"tag listing has more than {_MAX_TAG_PAGES} pages", subject=subject, method="GET"
+        )
+
+    # -- referrers -------------------------------------------------------------
+
+    async def referrers(
+        self, registry: str, repository: str, digest: str, artifact_type: str | None = None
+    ) -> tuple[Referrer, ...] | None:
+        """The OCI 1.1 referrers of ``digest`` (``GET /v2/<name>/referrers/<digest>``), following
+        ``Link`` pages (bounded); ``None`` when the registry does not offer the API (a 404,
+        405 or 501, or an answer that is not an OCI image index). Other errors raise; an
+        index with malformed entries is a :class:`ProtocolError`."""
+        subject = f"{registry}/{repository}@{digest}"
+        target: str | None = referrers_path(repository, digest, artifact_type)
+        seen: set[str] = set()
+        found: list[Referrer] = []
+        for _ in range(_MAX_REFERRER_PAGES):
+            if target is None:
+                return tuple(found)
+            if target in seen:
+                raise ProtocolError("referrers pagination loops", subject=subject, method="GET")
+            response = await self._send(
+                "GET",
+                registry,
+                target,
+                scopes=[repository_scope(repository, "pull")],
+                subject=subject,
+                headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+                auth=not target.startswith(("http://", "https://"))
+                or self._same_origin(registry, target),
+                stream=True,
+            )
+            url = redact_url(str(response.request.url))
+            if response.status_code in (404, 405, 501) and not found:
+                await response.aclose()
+                return None
+            if response.status_code != 200:
+                raise await self._error(response, subject)
+            try:
+                data = await _read_capped(response, MAX_MANIFEST_BYTES)
+            except _TooLarge:
+                raise ProtocolError(
+                    f"referrers answer larger than {MAX_MANIFEST_BYTES} bytes refused",
+                    subject=subject,
+                    method="GET",
+                    url=url,
+                ) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, "GET", url, subject) from None
+            finally:
+                await response.aclose()
+            try:
+                page = parse_referrers(data)
+            except ValueError as exc:
+                raise ProtocolError(
+                    f"referrers index is malformed: {exc}", subject=subject, method="GET", url=url
+                ) from None
+            if page is None:
+                if found:
+                    raise ProtocolError(
+                        "a referrers page is not an OCI image index",
+                        subject=subject,
+                        method="GET",
+                        url=url,
+                    )
+                return None
+            found.extend(page)
+            registry = _served_by(response, registry)
+            seen.add(str(response.request.url))
+            target = parse_link_next(response.headers.get("link"), str(response.request.url))
+        raise ProtocolError(
+            f"referrers listing has more than {_MAX_REFERRER_PAGES} pages",
+            subject=subject,
+            method="GET",
         )
 
 

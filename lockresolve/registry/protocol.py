@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from lockresolve.errors import RegistryErrorDetail
 
@@ -22,10 +22,12 @@ __all__ = [
     "load_json",
     "parse_error_body",
     "parse_link_next",
+    "parse_referrers",
     "parse_retry_after",
     "parse_tag_list",
     "parse_www_authenticate",
     "redact_url",
+    "referrers_path",
     "repository_scope",
 ]
 
@@ -238,3 +240,60 @@ def upload_path(repository: str) -> str:
 
 def tags_path(repository: str) -> str:
     return f"/v2/{repository}/tags/list"
+
+
+OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def referrers_path(repository: str, digest: str, artifact_type: str | None = None) -> str:
+    """The OCI 1.1 referrers API: ``/v2/<name>/referrers/<digest>[?artifactType=...]``."""
+    path = f"/v2/{repository}/referrers/{digest}"
+    if artifact_type:
+        path += "?" + urlencode({"artifactType": artifact_type})
+    return path
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """One ``manifests`` entry of a referrers answer: a manifest whose subject is the digest."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str = ""
+
+
+def parse_referrers(data: bytes) -> tuple[Referrer, ...] | None:
+    """The referrers of a referrers API answer, or ``None`` when it is not an OCI image index
+    (the registry does not offer the API). An index whose entries are malformed (not an
+    object, no sha256 digest, a size that is not a non-negative integer, a mediaType or
+    artifactType that is not a string) raises :class:`ValueError` naming the entry."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict) or body.get("mediaType") != OCI_INDEX_MEDIA_TYPE:
+        return None
+    items = body.get("manifests")
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ValueError("manifests is not an array")
+    out: list[Referrer] = []
+    for i, item in enumerate(items):
+        where = f"manifests[{i}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} is not an object")
+        digest = item.get("digest")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise ValueError(f"{where} has no valid sha256 digest: {str(digest)[:80]!r}")
+        size = item.get("size", 0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"{where} has an invalid size")
+        media_type = item.get("mediaType", "")
+        artifact_type = item.get("artifactType", "")
+        if not isinstance(media_type, str) or not isinstance(artifact_type, str):
+            raise ValueError(f"{where} has a mediaType or artifactType that is not a string")
+        out.append(Referrer(digest, media_type, size, artifact_type))
+    return tuple(out)

@@ -142,3 +142,51 @@ def test_a_plain_image_is_refused(
     assert "Only bundles can be described" in res.err
     res = run_cli(["describe", "-b", built["root"], "--output-type", "json"], capfd)
     assert res.code == 2 and "--output-type can only have" in res.err
+
+
+def _blob_gets(registry: Registry, mark: int) -> set[str]:
+    return {
+        r.path.rsplit("/", 1)[1]
+        for r in registry.request_log(since=mark)
+        if r.method == "GET" and "/blobs/" in r.path
+    }
+
+
+def test_sub_bundles_false_lists_nested_bundles_unexpanded(
+    built: dict[str, str], registry: Registry, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """imgpkg has no --sub-bundles and always describes nested bundles: that stays the
+    default (and ``--sub-bundles``); ``--sub-bundles=false`` lists each nested bundle with
+    its image, origin, annotations and layers, ``content: {}``, its .imgpkg not read.
+    A case without nested bundles describes the same either way."""
+    args = ["describe", "-b", built["root"], "--output-type", "yaml"]
+    mark = registry.mark()
+    default = run_cli(args, capfd)
+    default_gets = _blob_gets(registry, mark)
+    explicit = run_cli([*args, "--sub-bundles"], capfd)
+    assert default.code == explicit.code == 0, default.err
+    assert explicit.out == default.out
+    mark = registry.mark()
+    flat = run_cli([*args, "--sub-bundles=false"], capfd)
+    assert flat.code == 0, flat.err
+    flat_gets = _blob_gets(registry, mark)
+    full = YAML(typ="safe").load(default.out)
+    got = YAML(typ="safe").load(flat.out)
+    nested_bundles = full["content"].get("bundles") or {}
+    if not built["case"].endswith("d01-nested"):
+        assert not nested_bundles and flat.out == default.out
+        return
+    (nested_key,) = nested_bundles
+    nested = nested_bundles[nested_key]
+    assert nested["content"], "the recorded case's nested bundle has contents"
+    nested_layer = nested["layers"][0]["digest"]
+    # the nested bundle's .imgpkg layer is read by default, not with --sub-bundles=false
+    assert nested_layer in default_gets and nested_layer not in flat_gets
+    assert got["content"]["images"] == full["content"]["images"]
+    listed = got["content"]["bundles"][nested_key]
+    assert listed["content"] == {}
+    assert {k: v for k, v in listed.items() if k != "content"} == {
+        k: v for k, v in nested.items() if k != "content"
+    }
+    text = run_cli(["describe", "-b", built["root"], "--sub-bundles=false"], capfd)
+    assert text.code == 0 and "Type: Bundle" in text.out

@@ -11,8 +11,8 @@ imgpkg prints with ``--output-type yaml`` (``sha: <digest>``, then the
 ``sigs.k8s.io/yaml`` of the ``Description``), or its text form. With
 ``cosign_artifacts`` (imgpkg's ``--cosign-artifacts``, on by default) the
 ``sha256-<hex>.sig`` of the bundle and of each of its images is listed as an
-image of type ``Signature`` (annotation ``tag``); a denied one is left out
-(imgpkg lists it with its error).
+image of type ``Signature`` (annotation ``tag``); a denied one (403) is listed
+as imgpkg does: ``<repo>:<tag>: {imageType: Signature, error: access denied}``.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class _Walk:
     client: RegistryClient
     layers: bool
     cosign: bool = True
+    sub_bundles: bool = True
     done: dict[str, Description] = field(default_factory=dict)
 
     async def signatures(self, primaries: list[str], images: dict[str, Description]) -> None:
@@ -75,7 +76,14 @@ class _Walk:
             tag = signature_tag(str(ref.digest))
             try:
                 found = await fetch_artifact(self.client, repo.with_tag(tag))
-            except (NotFoundError, AuthError):
+            except AuthError as exc:
+                if exc.status == 403:  # imgpkg's AccessDeniedErr: listed with its error
+                    images[f"{repo.context}:{tag}"] = {
+                        "imageType": "Signature",
+                        "error": "access denied",
+                    }
+                return
+            except NotFoundError:
                 return
             digest = str(found.ref.digest)
             info: Description = {
@@ -100,11 +108,17 @@ class _Walk:
         return _layers(artifact)
 
     async def bundle(
-        self, bundle: RemoteImage, origin: str, annotations: Mapping[str, str]
+        self,
+        bundle: RemoteImage,
+        origin: str,
+        annotations: Mapping[str, str],
+        nested: bool = False,
     ) -> Description:
         primary = f"{bundle.ref.context}@{bundle.manifest.digest}"
         if primary in self.done:
             return self.done[primary]
+        if nested and not self.sub_bundles:
+            return await self._unexpanded(bundle, primary, origin, annotations)
         lock = await read_bundle_lock(self.client, bundle)
         locations = await fetch_locations(self.client, bundle.ref, bundle.manifest.digest)
         flags = {loc.image: loc.is_bundle for loc in locations.images} if locations else {}
@@ -130,7 +144,7 @@ class _Walk:
                     artifact = await self._first(local, Reference.parse(image))
                 primaries.append(f"{artifact.ref.context}@{digest}")
                 if isinstance(artifact, RemoteImage) and artifact.is_bundle:
-                    bundles[digest] = await self.bundle(artifact, image, notes)
+                    bundles[digest] = await self.bundle(artifact, image, notes, nested=True)
                     return
                 info: Description = {
                     "image": f"{artifact.ref.context}@{digest}",
@@ -175,6 +189,20 @@ class _Walk:
         self.done[primary] = desc
         return desc
 
+    async def _unexpanded(
+        self, bundle: RemoteImage, primary: str, origin: str, annotations: Mapping[str, str]
+    ) -> Description:
+        """``--sub-bundles=false``: a nested bundle as its parent lists it (image, origin,
+        annotations, layers), its own ``images.yml`` not read (``content: {}``)."""
+        desc: Description = {"image": primary, "origin": origin}
+        if annotations:
+            desc["annotations"] = dict(annotations)
+        desc["metadata"] = {}
+        desc["content"] = {}
+        if (layers := await self.layer_list(bundle)) is not None:
+            desc["layers"] = layers
+        return desc
+
     async def _locations_image(self, bundle: RemoteImage) -> RemoteImage | None:
         """The bundle's locations image (imgpkg lists it as an image of type ``Internal``)."""
         ref = locations_ref(
@@ -198,15 +226,22 @@ class _Walk:
 
 
 async def describe_bundle(
-    client: RegistryClient, source: str, *, layers: bool = True, cosign_artifacts: bool = True
+    client: RegistryClient,
+    source: str,
+    *,
+    layers: bool = True,
+    cosign_artifacts: bool = True,
+    sub_bundles: bool = True,
 ) -> Description:
-    """imgpkg's ``Description`` of the bundle at ``source``."""
+    """imgpkg's ``Description`` of the bundle at ``source``; ``sub_bundles=False`` lists
+    nested bundles without describing their contents (imgpkg always describes them)."""
     ref = Reference.parse(source)
     artifact = await fetch_artifact(client, ref)
     if not isinstance(artifact, RemoteImage) or not artifact.is_bundle:
         raise BundleError(f"Only bundles can be described, and {source} is not a bundle")
     top = f"{artifact.ref.context}@{artifact.manifest.digest}"
-    return await _Walk(client, layers, cosign_artifacts).bundle(artifact, top, {})
+    walk = _Walk(client, layers, cosign_artifacts, sub_bundles)
+    return await walk.bundle(artifact, top, {})
 
 
 def description_yaml(desc: Description) -> str:
@@ -224,7 +259,7 @@ def description_text(desc: Description) -> str:
 
 def _entry(item: Description, kind: str, at: int, out: list[str]) -> None:
     pad = " " * at
-    out.append(f"{pad}- Image: {item['image']}")
+    out.append(f"{pad}- Image: {item.get('image', '')}")
     out.append(f"{pad}  Type: {kind}")
     if kind in ("Bundle", "Image"):
         out.append(f"{pad}  Origin: {item['origin']}")
