@@ -25,9 +25,10 @@ Subprocesses are timed for wall and CPU time (user + system, from ``wait4``); on
 busy machine the CPU figures are the steadier ones.
 
 Requests are counted from the registry's access log (every request, 401s included)
-plus the token server's record. Each figure is the median of ``--repeat`` runs. kbld
-cannot run here; its figures are a model from /work/shared/spec/registry.md (4
-requests per unique tag, observed there as 2,000 requests for 500 tags; 4 workers).
+plus the token server's record. Each figure is the median of ``--repeat`` runs. The
+real kbld and the Go anchors ``headraw`` and ``headloop`` (``../shared/tools/build-peers.sh``)
+run beside lockresolve, alternated, where they are on ``PATH``; a missing one is skipped
+with a message (``--no-peers`` skips them all).
 """
 
 from __future__ import annotations
