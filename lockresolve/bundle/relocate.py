@@ -28,7 +28,7 @@ from lockresolve.bundle.imagedesc import (
 )
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.sources import BlobSource
-from lockresolve.bundle.transfer import copy_blob, push_blob
+from lockresolve.bundle.transfer import BlobOnce, copy_blob, push_blob
 from lockresolve.errors import BundleError, LockresolveError, NotFoundError
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
@@ -87,6 +87,7 @@ async def _write_image(
     dst: Reference,
     reference: str,
     progress: Progress,
+    once: BlobOnce,
 ) -> None:
     if not await _has_manifest(client, dst, image.manifest_digest):
         target = (dst.registry, dst.repository)
@@ -103,14 +104,18 @@ async def _write_image(
                 body = source.body(ref, digest, progress)
                 await push_blob(client, *target, digest, size, body)
 
+        async def config() -> None:
+            await push_blob(client, *target, config_digest, len(image.config_raw), image.config_raw)
+
+        async def shared(digest: str, size: int) -> None:
+            await once.write((*target, digest), lambda: layer(digest, size))
+
         async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                push_blob, client, *target, config_digest, len(image.config_raw), image.config_raw
-            )
+            tg.start_soon(once.write, (*target, config_digest), config)
             for desc in image.layers:
                 if is_distributable(desc.media_type):
                     progress.expect(desc.size)
-                    tg.start_soon(layer, desc.digest, desc.size)
+                    tg.start_soon(shared, desc.digest, desc.size)
     await _put(client, dst, reference, image)
 
 
@@ -121,15 +126,16 @@ async def _write(
     dst: Reference,
     reference: str,
     progress: Progress,
+    once: BlobOnce,
 ) -> None:
     if isinstance(artifact, ImageDesc):
-        await _write_image(client, artifact, source, dst, reference, progress)
+        await _write_image(client, artifact, source, dst, reference, progress, once)
         return
     async with anyio.create_task_group() as tg:
         for index in artifact.indexes:
-            tg.start_soon(_write, client, index, source, dst, index.digest, progress)
+            tg.start_soon(_write, client, index, source, dst, index.digest, progress, once)
         for image in artifact.images:
-            tg.start_soon(_write, client, image, source, dst, image.manifest_digest, progress)
+            tg.start_soon(_write, client, image, source, dst, image.manifest_digest, progress, once)
     await _put(client, dst, reference, artifact)
 
 
@@ -148,12 +154,13 @@ async def write_artifacts(
     limiter = anyio.CapacityLimiter(max(1, concurrency))
     failures: list[tuple[str, LockresolveError]] = []
     unique = {_digest(a): a for a in artifacts}
+    once = BlobOnce()  # a blob shared by several images is written to dst once
 
     async def one(artifact: Artifact) -> None:
         async with limiter:
             try:
                 tag = upload_tag(artifact, repo_based_tags)
-                await _write(client, artifact, source, dst, tag, bar)
+                await _write(client, artifact, source, dst, tag, bar, once)
             except LockresolveError as exc:
                 failures.append((artifact.refs[0] if artifact.refs else _digest(artifact), exc))
 

@@ -7,7 +7,7 @@ at once in one task group.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -15,7 +15,7 @@ import anyio
 from lockresolve.bundle.progress import Progress
 from lockresolve.registry.client import BodyFactory, RegistryClient
 
-__all__ = ["copy_blob", "file_body", "push_blob"]
+__all__ = ["BlobOnce", "copy_blob", "file_body", "push_blob"]
 
 _CHUNK = 1 << 20
 
@@ -93,3 +93,35 @@ async def copy_blob(
     body = _source_body(client, source[0], source[1], digest, size, progress)
     await client.upload_blob(registry, repository, digest, size, body, location=location)
     return "uploaded"
+
+
+class BlobOnce:
+    """Each blob written once per destination repository, however many images share it.
+
+    Images of one copy often share a config or a layer. Written concurrently, each would
+    upload (or mount) the same blob into the same repository at once, and a registry may
+    then answer a manifest PUT with ``MANIFEST_BLOB_UNKNOWN`` while another commit of that
+    blob is still settling (seen with docker-registry 2.8). The first caller for a key
+    writes it; later callers wait for it to finish, and write it themselves only when the
+    first failed (its error is that caller's own to report).
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[tuple[str, str, str], anyio.Event] = {}
+        self._done: set[tuple[str, str, str]] = set()
+
+    async def write(
+        self, key: tuple[str, str, str], write: Callable[[], Awaitable[object]]
+    ) -> None:
+        while key not in self._done:
+            running = self._running.get(key)
+            if running is not None:
+                await running.wait()
+                continue
+            event = self._running[key] = anyio.Event()
+            try:
+                await write()
+                self._done.add(key)
+            finally:
+                del self._running[key]
+                event.set()
