@@ -1,7 +1,7 @@
 """Trying a routed request's hops in order (see :mod:`.mirrors` for how hops are chosen).
 
 The registry client hands :func:`send_routed` the hops of one read request and a
-function that sends to one hop (its :meth:`RegistryClient._send_direct`, with its
+function that sends to one hop (:meth:`.sender.Sender._send_direct`, with its
 retries); this module decides, from each answer, whether to move on. All I/O
 and error mapping stays in the client.
 """
@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import httpx
 
 from lockresolve.errors import TransportError
-from lockresolve.registry.mirrors import Hop
+
+if TYPE_CHECKING:  # mirrors.py is imported only by runs that configure mirrors
+    from lockresolve.registry.mirrors import Hop
 
 __all__ = ["MOVE_ON_STATUSES", "hop_scopes", "moves_on", "send_routed"]
 

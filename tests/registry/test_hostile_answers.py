@@ -15,7 +15,7 @@ from pytest_httpx import HTTPXMock, IteratorStream
 
 from lockresolve.errors import AuthError, DigestMismatchError, ProtocolError
 from lockresolve.reference import Reference
-from lockresolve.registry import client as client_module
+from lockresolve.registry import listing as listing_module
 from lockresolve.registry.client import RegistryClient
 from lockresolve.registry.credentials import Credential, Keychain
 from lockresolve.registry.transport import TransportPolicy
@@ -80,7 +80,7 @@ async def test_tag_pages_are_bounded_in_bytes_across_pages(
 ) -> None:
     # Endless pages of big tags: the listing stops once all pages together pass the cap,
     # long before the page cap; memory stays bounded. (The cap is lowered to 1 MiB.)
-    monkeypatch.setattr(client_module, "_MAX_TAG_BYTES", 1024 * 1024)
+    monkeypatch.setattr(listing_module, "_MAX_TAG_BYTES", 1024 * 1024)
     page = {"tags": [f"t{i}-" + "x" * 100_000 for i in range(3)]}
     for n in range(10):
         httpx_mock.add_response(

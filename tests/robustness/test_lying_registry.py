@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import lockresolve.registry.client as client_module
+import lockresolve.registry.listing as listing_module
 from lockresolve.registry.protocol import MAX_MANIFEST_BYTES
 from tests.robustness.helpers import (
     DOCKER_MANIFEST,
@@ -261,7 +261,7 @@ def test_endless_link_pagination_is_cut_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every page links to a new one. The real cap is 10,000 pages; 40 here, to be quick."""
-    monkeypatch.setattr(client_module, "_MAX_TAG_PAGES", 40)
+    monkeypatch.setattr(listing_module, "_MAX_TAG_PAGES", 40)
 
     def page(path: str, headers: dict[str, str]) -> Reply:
         n = int(path.rsplit("last=", 1)[1]) if "last=" in path else 0
