@@ -203,7 +203,6 @@ def pull_command(**kwargs: Any) -> None:
     """Pull a bundle (-b, --lock) or an image (-i) into a directory, as imgpkg pull."""
     from lockresolve.bundle.commands.pull import check_output_path, pull
     from lockresolve.bundle.progress import Progress
-    from lockresolve.lock import BundleLock
 
     settings = settings_from_kwargs(kwargs)
     output: str = kwargs["output"]
@@ -227,6 +226,8 @@ def pull_command(**kwargs: Any) -> None:
     if not kwargs["image_is_bundle_check"] and kwargs["bundle"]:
         _fail("Cannot set --image-is-bundle-check while using -b flag")
     if kwargs["lock"]:
+        from lockresolve.lock import BundleLock
+
         source = BundleLock.from_path(kwargs["lock"]).image
     else:
         source = kwargs["bundle"] or kwargs["image"]

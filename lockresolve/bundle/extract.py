@@ -178,8 +178,10 @@ def _checksum_ok(block: bytes) -> bool:
         return False
     body = block[:148] + b" " * 8 + block[156:]
     unsigned = sum(body)
-    signed = sum(b - 256 if b > 127 else b for b in body)
-    return expected in (unsigned, signed)
+    if expected == unsigned:
+        return True
+    # Some old tar writers summed the bytes as signed chars.
+    return expected == unsigned - 256 * sum(1 for b in body if b > 127)
 
 
 def _parse_pax(data: bytes, name: str) -> dict[str, bytes]:

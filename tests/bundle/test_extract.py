@@ -355,6 +355,21 @@ def test_corrupt_header_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_header_with_a_signed_checksum_is_read(tmp_path: Path) -> None:
+    # Old tar writers summed the header bytes as signed chars; tar readers (Go's
+    # archive/tar, Python's tarfile) accept both sums, so extraction does too.
+    name = "caf\u00e9-\u00fc.txt"
+    data = bytearray(_archive(_file(name), fmt=tarfile.USTAR_FORMAT))
+    header = data[:512]
+    body = header[:148] + b" " * 8 + header[156:]
+    signed = sum(b - 256 if b > 127 else b for b in body)
+    assert signed != sum(body)  # the name's UTF-8 bytes are above 127
+    data[148:156] = b"%06o\0 " % signed
+
+    _pull(bytes(data), tmp_path / "out")
+    assert (tmp_path / "out" / name).read_bytes() == b"data\n"
+
+
 def test_stream_ending_inside_a_header_is_refused(tmp_path: Path) -> None:
     data = _archive(_file("a.txt"))[: 1024 + 100]
 

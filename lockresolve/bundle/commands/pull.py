@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import anyio.to_thread
@@ -34,14 +34,18 @@ import anyio.to_thread
 from lockresolve.bundle.extract import replace_directory, staging_directory
 from lockresolve.bundle.fetchimage import extract_image
 from lockresolve.bundle.includepaths import normalize_include_paths, prune_to_includes
-from lockresolve.bundle.locations import fetch_locations
 from lockresolve.bundle.progress import Progress
 from lockresolve.bundle.remote import RemoteImage, RemoteIndex, fetch_artifact
 from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError, UsageError
 from lockresolve.fsutil import atomic_write
-from lockresolve.lock import BundleLock, ImagesLock, ImagesLockEntry
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
+
+if TYPE_CHECKING:
+    from lockresolve.lock import ImagesLock, ImagesLockEntry
+
+# The lock and locations modules (YAML, the Go emitter, push for a locations image)
+# are imported where a bundle needs them: an image pull (-i) never does.
 
 __all__ = [
     "BUNDLE_FLAG_HINT",
@@ -132,6 +136,8 @@ async def pull_lock(
     **kwargs: object,
 ) -> PullResult:
     """``pull --lock FILE``: the bundle of a BundleLock."""
+    from lockresolve.lock import BundleLock
+
     lock = BundleLock.from_path(lock_path)
     return await pull(client, lock.image, out, kind="bundle", **kwargs)  # type: ignore[arg-type]
 
@@ -214,6 +220,8 @@ async def _relocation(
     ctx: _Context, bundle: RemoteImage, lock: ImagesLock
 ) -> tuple[bool, Mapping[str, bool]]:
     """Whether the bundle's repository holds every image, and known ``isBundle`` flags."""
+    from lockresolve.bundle.locations import fetch_locations
+
     locations = await fetch_locations(ctx.client, bundle.ref, bundle.manifest.digest)
     if locations is not None:
         return True, {loc.image: loc.is_bundle for loc in locations.images}
@@ -245,6 +253,8 @@ def _in_repo(repo: Reference, image: str) -> Reference:
 
 
 def _read_lock(dest: Path, shown: str) -> ImagesLock:
+    from lockresolve.lock import ImagesLock
+
     path = dest / IMAGES_LOCK_PATH
     try:
         data = path.read_bytes()
@@ -256,6 +266,8 @@ def _read_lock(dest: Path, shown: str) -> ImagesLock:
 
 
 def _rewrite_lock(dest: Path, lock: ImagesLock, repo: Reference) -> None:
+    from lockresolve.lock import ImagesLock, ImagesLockEntry
+
     path = dest / IMAGES_LOCK_PATH
     relocated = ImagesLock(
         tuple(
