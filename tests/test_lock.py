@@ -19,7 +19,7 @@ from lockresolve.lock import (
     read_bundle_lock,
     read_images_lock,
 )
-from lockresolve.resolve.config import (
+from lockresolve.resolve.configmodel import (
     KeyMatcher,
     PathIndex,
     SearchRule,

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from lockresolve.errors import ConfigError
 from lockresolve.lock import ID_ANNOTATION, ORIGINS_ANNOTATION, LockError, images_lock_from_data
 from lockresolve.resolve.configmodel import (
-    DEFAULT_RULE,
-    ENTIRE_VALUE,
     KBLD_VERSION,
     Config,
     Destination,
@@ -49,27 +47,7 @@ from lockresolve.resolve.matchers import MATCHER_KINDS, ResourceMatcher
 from lockresolve.resolve.origins import origins_from_data, parse_origins
 from lockresolve.resolve.semver import SemverError, check_constraints
 
-__all__ = [
-    "DEFAULT_RULE",
-    "ENTIRE_VALUE",
-    "KBLD_VERSION",
-    "Config",
-    "Destination",
-    "KeyMatcher",
-    "Override",
-    "PathIndex",
-    "PathPart",
-    "PlatformSelection",
-    "SearchRule",
-    "SemverSelection",
-    "Source",
-    "TagSelection",
-    "UpdateStrategy",
-    "ValueMatcher",
-    "config_from_document",
-    "load_config",
-    "parse_origins",
-]
+__all__ = ["config_from_document", "config_from_images_lock", "load_config"]
 
 # --- reading Go-ish values ------------------------------------------------------
 

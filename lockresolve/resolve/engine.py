@@ -45,13 +45,8 @@ from lockresolve.reference import Reference
 from lockresolve.registry.model import RequestStats
 from lockresolve.registry.settings import RegistrySettings
 from lockresolve.registry.transport import RESOLVE_CONCURRENCY
-from lockresolve.resolve.config import (
-    Config,
-    Override,
-    PlatformSelection,
-    SearchRule,
-    load_config,
-)
+from lockresolve.resolve.config import load_config
+from lockresolve.resolve.configmodel import Config, Override, PlatformSelection, SearchRule
 from lockresolve.resolve.documents import (
     IMAGES_LOCK_API_VERSION,
     ConfigDocument,

@@ -17,10 +17,9 @@ from pathlib import Path
 from lockresolve.errors import InputError, LockresolveError
 from lockresolve.lock import ID_ANNOTATION, ORIGINS_ANNOTATION, images_lock_text, read_images_lock
 from lockresolve.reference import Reference
-from lockresolve.resolve.config import parse_origins
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION
 from lockresolve.resolve.model import LockEntry, ResolvedImage
-from lockresolve.resolve.origins import origins_data
+from lockresolve.resolve.origins import origins_data, parse_origins
 
 __all__ = ["load_pins", "pins_from_images_lock", "read_lock_text"]
 

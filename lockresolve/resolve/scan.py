@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from lockresolve.resolve.config import Config, load_config
+from lockresolve.resolve.config import load_config
+from lockresolve.resolve.configmodel import Config
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION, ParsedSource, parse_source
 from lockresolve.resolve.model import ResolvedImage
 from lockresolve.resolve.rules import search_rules

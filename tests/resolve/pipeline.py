@@ -16,9 +16,11 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from lockresolve.lock import images_lock_text, kbld_lock_text, read_images_lock
-from lockresolve.resolve.config import Config, SearchRule, load_config, parse_origins
+from lockresolve.resolve.config import load_config
+from lockresolve.resolve.configmodel import Config, SearchRule
 from lockresolve.resolve.documents import ConfigDocument, ParsedSource, Resource, parse_source
 from lockresolve.resolve.model import ResolvedImage, lock_entries
+from lockresolve.resolve.origins import parse_origins
 from lockresolve.resolve.render import Rendered, render_resource
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults
 from lockresolve.resolve.sources import decode_source, expand_paths

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lockresolve.errors import ConfigError
-from lockresolve.resolve.config import (
+from lockresolve.resolve.config import load_config
+from lockresolve.resolve.configmodel import (
     Config,
     KeyMatcher,
     Override,
@@ -13,7 +14,6 @@ from lockresolve.resolve.config import (
     SearchRule,
     UpdateStrategy,
     ValueMatcher,
-    load_config,
 )
 from lockresolve.resolve.documents import parse_source
 from lockresolve.resolve.rules import search_rules, search_rules_without_defaults

@@ -17,7 +17,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from lockresolve.errors import InputError
-from lockresolve.resolve.config import Config, load_config
+from lockresolve.resolve.config import load_config
+from lockresolve.resolve.configmodel import Config
 from lockresolve.resolve.documents import parse_source, split_chunks
 from lockresolve.resolve.rules import search_rules
 from lockresolve.resolve.sources import decode_source

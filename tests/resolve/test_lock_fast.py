@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from lockresolve.errors import InputError
 from lockresolve.lock import ID_ANNOTATION, ORIGINS_ANNOTATION, images_lock_text, read_images_lock
 from lockresolve.resolve import pins as engine
-from lockresolve.resolve.config import parse_origins
 from lockresolve.resolve.model import LockEntry, ResolvedImage
+from lockresolve.resolve.origins import parse_origins
 from tests.resolve.pipeline import cases
 
 DIGEST = "sha256:" + "ab" * 32

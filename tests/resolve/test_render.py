@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ruamel.yaml import YAML
 
-from lockresolve.resolve.config import Config, KeyMatcher, SearchRule, UpdateStrategy
+from lockresolve.resolve.configmodel import Config, KeyMatcher, SearchRule, UpdateStrategy
 from lockresolve.resolve.documents import parse_source
 from lockresolve.resolve.model import ResolvedImage, preresolved_image
 from lockresolve.resolve.render import annotation_value, render_resource, render_stream

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 
 from lockresolve.resolve import render
-from lockresolve.resolve.config import Config, SearchRule
+from lockresolve.resolve.configmodel import Config, SearchRule
 from lockresolve.resolve.documents import Resource
 from lockresolve.resolve.model import ResolvedImage
 from lockresolve.resolve.rules import search_rules

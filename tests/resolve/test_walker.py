@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lockresolve.resolve.config import (
+from lockresolve.resolve.configmodel import (
     Config,
     KeyMatcher,
     PathIndex,

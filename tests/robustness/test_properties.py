@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from lockresolve.resolve.config import Config
+from lockresolve.resolve.configmodel import Config
 from lockresolve.resolve.documents import parse_source
 from lockresolve.resolve.model import ResolvedImage
 from lockresolve.resolve.render import render_resource
