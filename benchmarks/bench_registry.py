@@ -43,7 +43,7 @@ import anyio  # noqa: E402
 
 from lockresolve.reference import Reference  # noqa: E402
 from lockresolve.registry.client import RegistryClient  # noqa: E402
-from lockresolve.registry.credentials import Keychain  # noqa: E402
+from lockresolve.registry.keychain import Keychain  # noqa: E402
 from lockresolve.registry.transport import TransportPolicy  # noqa: E402
 from tests.support.images import make_image, push_image  # noqa: E402
 from tests.support.registry import Registry, RegistryOptions  # noqa: E402

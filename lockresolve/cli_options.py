@@ -143,7 +143,7 @@ def settings_from_kwargs(kwargs: dict[str, Any]) -> RegistrySettings:
 
     ``-v`` sets up logging (first, as every command needs); the rest become the settings.
     """
-    from lockresolve.registry.credentials import check_environment
+    from lockresolve.registry.envcreds import check_environment
     from lockresolve.registry.settings import RegistrySettings
 
     setup_logging(kwargs.pop("verbose"))

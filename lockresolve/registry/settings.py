@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     # Imported where used: a run that sends no request (an up-to-date --check)
     # never loads httpx.
     from lockresolve.registry.client import RegistryClient
-    from lockresolve.registry.credentials import Keychain
+    from lockresolve.registry.keychain import Keychain
     from lockresolve.registry.mirrors import MirrorConfig
 
 __all__ = ["RegistrySettings"]
@@ -58,7 +58,8 @@ class RegistrySettings:
         )
 
     def keychain(self, env: Mapping[str, str] | None = None) -> Keychain:
-        from lockresolve.registry.credentials import Credential, Keychain
+        from lockresolve.registry.credentials import Credential
+        from lockresolve.registry.keychain import Keychain
 
         explicit: Credential | None = None
         if self.anonymous:

@@ -11,7 +11,8 @@ import pytest
 from lockresolve.errors import AuthError, NotFoundError, TransportError
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
-from lockresolve.registry.credentials import Credential, Keychain
+from lockresolve.registry.credentials import Credential
+from lockresolve.registry.keychain import Keychain
 from lockresolve.registry.transport import TransportPolicy
 from tests.support.images import make_image, push_image
 from tests.support.registry import Registry, skopeo_inspect_raw

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from lockresolve.errors import CredentialError
-from lockresolve.registry.credentials import Credential, Keychain
+from lockresolve.registry.credentials import Credential
+from lockresolve.registry.keychain import Keychain
 
 PREFIXES = ["LOCKRESOLVE_REGISTRY_", "KBLD_REGISTRY_", "IMGPKG_REGISTRY_"]
 SECRETS = ("hub-secret", "gcr-secret", "refresh-secret", "leak-secret", "env-secret", "b64-secret")

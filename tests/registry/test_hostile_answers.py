@@ -17,7 +17,8 @@ from lockresolve.errors import AuthError, DigestMismatchError, ProtocolError
 from lockresolve.reference import Reference
 from lockresolve.registry import listing as listing_module
 from lockresolve.registry.client import RegistryClient
-from lockresolve.registry.credentials import Credential, Keychain
+from lockresolve.registry.credentials import Credential
+from lockresolve.registry.keychain import Keychain
 from lockresolve.registry.transport import TransportPolicy
 from lockresolve.resolve.engine import ResolveOptions, TextInput, resolve_inputs
 from lockresolve.resolve.outdated import check_outdated

@@ -11,7 +11,8 @@ from pytest_httpx import HTTPXMock
 
 from lockresolve.errors import AuthError
 from lockresolve.registry.client import RegistryClient
-from lockresolve.registry.credentials import Credential, Keychain
+from lockresolve.registry.credentials import Credential
+from lockresolve.registry.keychain import Keychain
 from lockresolve.registry.transport import TransportPolicy
 
 pytestmark = pytest.mark.anyio

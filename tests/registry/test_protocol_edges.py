@@ -17,7 +17,8 @@ from lockresolve.errors import (
 )
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
-from lockresolve.registry.credentials import Credential, Keychain
+from lockresolve.registry.credentials import Credential
+from lockresolve.registry.keychain import Keychain
 from lockresolve.registry.protocol import MAX_MANIFEST_BYTES
 from lockresolve.registry.transport import TransportPolicy
 
