@@ -20,8 +20,7 @@ source, as ``kbld --build=false`` does.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
 from lockresolve.errors import ConfigError
 from lockresolve.lock import ID_ANNOTATION, ORIGINS_ANNOTATION, LockError, images_lock_from_data
@@ -41,122 +40,14 @@ from lockresolve.resolve.configmodel import (
     UpdateStrategy,
     ValueMatcher,
 )
+from lockresolve.resolve.configread import Fields, Reader, join_path
 from lockresolve.resolve.documents import IMAGES_LOCK_API_VERSION, ConfigDocument
-from lockresolve.resolve.godata import GoList, GoMap, describe_type, go_string_field
+from lockresolve.resolve.godata import describe_type
 from lockresolve.resolve.matchers import MATCHER_KINDS, ResourceMatcher
 from lockresolve.resolve.origins import origins_from_data, parse_origins
 from lockresolve.resolve.semver import SemverError, check_constraints
 
 __all__ = ["config_from_document", "config_from_images_lock", "load_config"]
-
-# --- reading Go-ish values ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Fields:
-    """A map's entries keyed by field name, and the map they came from (for lines)."""
-
-    where: str
-    source: object
-    values: dict[str, object]
-    keys: dict[str, str]  # field name -> key as written
-
-    def get(self, name: str) -> object:
-        return self.values.get(name)
-
-
-class _Reader:
-    """Typed access to a config document's data, with kbld's coercions and file:line errors."""
-
-    def __init__(self, doc: ConfigDocument, what: str) -> None:
-        self.doc = doc
-        self.what = what
-
-    def fail(
-        self, where: str, message: str, container: object = None, key: str | None = None
-    ) -> ConfigError:
-        node = None
-        if isinstance(container, GoMap):
-            node = container.value_nodes.get(key) if key is not None else None
-            node = (
-                node
-                or (container.key_nodes.get(key) if key is not None else None)
-                or container.node
-            )
-        elif isinstance(container, GoList):
-            idx = int(key) if key is not None and key.isdigit() else -1
-            node = (
-                container.item_nodes[idx]
-                if 0 <= idx < len(container.item_nodes)
-                else container.node
-            )
-        line = self.doc.line if node is None else self.doc.line_offset + node.line + 1
-        prefix = f"{self.what} {where}: " if where else f"{self.what}: "
-        return ConfigError(prefix + message, self.doc.source, line)
-
-    def fields(self, m: object, where: str, known: Sequence[str]) -> _Fields:
-        """Map ``m``'s keys onto ``known`` field names (exact, then case-insensitive)."""
-        if m is None:
-            return _Fields(where, None, {}, {})
-        if not isinstance(m, dict):
-            raise self.fail(where, f"expected a map, got {describe_type(m)}")
-        values: dict[str, object] = {}
-        keys: dict[str, str] = {}
-        by_fold = {k.casefold(): k for k in known}
-        for key, value in m.items():
-            name = key if key in known else by_fold.get(key.casefold())
-            if name is None:
-                raise self.fail(
-                    _join(where, key), f"unknown field {key!r} (known: {', '.join(known)})", m, key
-                )
-            if name not in values or key == name:
-                values[name] = value
-                keys[name] = key
-        return _Fields(where, m, values, keys)
-
-    def fail_at(self, f: _Fields, name: str, message: str) -> ConfigError:
-        return self.fail(_join(f.where, name), message, f.source, f.keys.get(name))
-
-    def string(self, f: _Fields, name: str) -> str:
-        value = f.get(name)
-        coerced = go_string_field(value)
-        if coerced is None:
-            raise self.fail_at(f, name, f"expected a string, got {describe_type(value)}")
-        return coerced
-
-    def boolean(self, f: _Fields, name: str) -> bool:
-        value = f.get(name)
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            raise self.fail_at(f, name, f"expected true or false, got {describe_type(value)}")
-        return value
-
-    def items(self, f: _Fields, name: str) -> list[tuple[str, object, object, str]]:
-        """(where, item, list, index) for each item of list field ``name``."""
-        value = f.get(name)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail_at(f, name, f"expected a list, got {describe_type(value)}")
-        where = _join(f.where, name)
-        return [(f"{where}[{i}]", item, value, str(i)) for i, item in enumerate(value)]
-
-    def strings(self, f: _Fields, name: str) -> tuple[str, ...]:
-        out: list[str] = []
-        for where, item, container, index in self.items(f, name):
-            coerced = go_string_field(item)
-            if coerced is None:
-                raise self.fail(
-                    where, f"expected a string, got {describe_type(item)}", container, index
-                )
-            out.append(coerced)
-        return tuple(out)
-
-
-def _join(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
-
 
 # --- the documents ------------------------------------------------------------
 
@@ -174,7 +65,7 @@ _CONFIG_FIELDS = (
 )
 
 
-def _parse_path(r: _Reader, f: _Fields) -> tuple[PathPart, ...]:
+def _parse_path(r: Reader, f: Fields) -> tuple[PathPart, ...]:
     parts: list[PathPart] = []
     for where, part, container, index in r.items(f, "path"):
         if isinstance(part, str):
@@ -200,24 +91,24 @@ def _parse_path(r: _Reader, f: _Fields) -> tuple[PathPart, ...]:
     return tuple(parts)
 
 
-def _parse_rules(r: _Reader, f: _Fields, name: str) -> tuple[SearchRule, ...]:
+def _parse_rules(r: Reader, f: Fields, name: str) -> tuple[SearchRule, ...]:
     return tuple(_parse_rule(r, item, where) for where, item, _, _ in r.items(f, name))
 
 
-def _parse_strategy(r: _Reader, f: _Fields) -> UpdateStrategy:
+def _parse_strategy(r: Reader, f: Fields) -> UpdateStrategy:
     sf = r.fields(
         f.get("updateStrategy"),
-        _join(f.where, "updateStrategy"),
+        join_path(f.where, "updateStrategy"),
         ("none", "entireValue", "json", "yaml"),
     )
     nested: dict[str, tuple[SearchRule, ...] | None] = {"json": None, "yaml": None}
     for kind in ("json", "yaml"):
         if sf.get(kind) is not None:
-            nf = r.fields(sf.get(kind), _join(sf.where, kind), ("searchRules",))
+            nf = r.fields(sf.get(kind), join_path(sf.where, kind), ("searchRules",))
             nested[kind] = _parse_rules(r, nf, "searchRules")
     for kind in ("none", "entireValue"):
         if sf.get(kind) is not None:
-            r.fields(sf.get(kind), _join(sf.where, kind), ())
+            r.fields(sf.get(kind), join_path(sf.where, kind), ())
     strategy = UpdateStrategy(
         none=sf.get("none") is not None,
         entire_value=sf.get("entireValue") is not None,
@@ -234,14 +125,14 @@ def _parse_strategy(r: _Reader, f: _Fields) -> UpdateStrategy:
     return strategy
 
 
-def _parse_matcher(r: _Reader, value: object, where: str) -> ResourceMatcher:
+def _parse_matcher(r: Reader, value: object, where: str) -> ResourceMatcher:
     """One kapp resource matcher: exactly one of :data:`MATCHER_KINDS`."""
     f = r.fields(value, where, MATCHER_KINDS)
     given = [k for k in MATCHER_KINDS if k in f.values]
     if len(given) != 1:
         raise r.fail(where, f"expected exactly one of {', '.join(MATCHER_KINDS)}", value)
     kind = given[0]
-    inner = _join(where, kind)
+    inner = join_path(where, kind)
     field_names = {
         "allMatcher": (),
         "anyMatcher": ("matchers",),
@@ -275,18 +166,20 @@ def _parse_matcher(r: _Reader, value: object, where: str) -> ResourceMatcher:
     return ResourceMatcher(kind, fields=fields)
 
 
-def _parse_rule(r: _Reader, value: object, where: str) -> SearchRule:
+def _parse_rule(r: Reader, value: object, where: str) -> SearchRule:
     f = r.fields(value, where, ("keyMatcher", "valueMatcher", "updateStrategy", "resourceMatchers"))
     key_matcher = value_matcher = None
     if f.get("keyMatcher") is not None:
-        kf = r.fields(f.get("keyMatcher"), _join(where, "keyMatcher"), ("name", "path"))
+        kf = r.fields(f.get("keyMatcher"), join_path(where, "keyMatcher"), ("name", "path"))
         key_matcher = KeyMatcher(name=r.string(kf, "name"), path=_parse_path(r, kf))
         if not key_matcher.name and not key_matcher.path:
             raise r.fail_at(
                 f, "keyMatcher", "Expected KeyMatcher.Name or KeyMatcher.Path to be non-empty"
             )
     if f.get("valueMatcher") is not None:
-        vf = r.fields(f.get("valueMatcher"), _join(where, "valueMatcher"), ("image", "imageRepo"))
+        vf = r.fields(
+            f.get("valueMatcher"), join_path(where, "valueMatcher"), ("image", "imageRepo")
+        )
         value_matcher = ValueMatcher(r.string(vf, "image"), r.string(vf, "imageRepo"))
         if not value_matcher.image and not value_matcher.image_repo:
             raise r.fail_at(
@@ -303,21 +196,21 @@ def _parse_rule(r: _Reader, value: object, where: str) -> SearchRule:
     return SearchRule(key_matcher, value_matcher, strategy, matchers)
 
 
-def _parse_image_ref(r: _Reader, f: _Fields) -> tuple[str, str]:
+def _parse_image_ref(r: Reader, f: Fields) -> tuple[str, str]:
     image, repo = r.string(f, "image"), r.string(f, "imageRepo")
     if not image and not repo:
         raise r.fail(f.where, "Expected Image or ImageRepo to be non-empty", f.source)
     return image, repo
 
 
-def _parse_tag_selection(r: _Reader, f: _Fields) -> TagSelection:
-    tf = r.fields(f.get("tagSelection"), _join(f.where, "tagSelection"), ("semver",))
+def _parse_tag_selection(r: Reader, f: Fields) -> TagSelection:
+    tf = r.fields(f.get("tagSelection"), join_path(f.where, "tagSelection"), ("semver",))
     if tf.get("semver") is None:
         return TagSelection(None)
-    sf = r.fields(tf.get("semver"), _join(tf.where, "semver"), ("constraints", "prereleases"))
+    sf = r.fields(tf.get("semver"), join_path(tf.where, "semver"), ("constraints", "prereleases"))
     identifiers: tuple[str, ...] | None = None
     if sf.get("prereleases") is not None:
-        pf = r.fields(sf.get("prereleases"), _join(sf.where, "prereleases"), ("identifiers",))
+        pf = r.fields(sf.get("prereleases"), join_path(sf.where, "prereleases"), ("identifiers",))
         identifiers = r.strings(pf, "identifiers")
     constraints = r.string(sf, "constraints")
     if constraints:
@@ -329,10 +222,10 @@ def _parse_tag_selection(r: _Reader, f: _Fields) -> TagSelection:
     return TagSelection(SemverSelection(constraints, identifiers))
 
 
-def _parse_platform(r: _Reader, f: _Fields) -> PlatformSelection:
+def _parse_platform(r: Reader, f: Fields) -> PlatformSelection:
     pf = r.fields(
         f.get("platformSelection"),
-        _join(f.where, "platformSelection"),
+        join_path(f.where, "platformSelection"),
         ("architecture", "os", "os.version", "os.features", "variant", "features"),
     )
     return PlatformSelection(
@@ -345,7 +238,7 @@ def _parse_platform(r: _Reader, f: _Fields) -> PlatformSelection:
     )
 
 
-def _parse_override(r: _Reader, value: object, where: str) -> Override:
+def _parse_override(r: Reader, value: object, where: str) -> Override:
     f = r.fields(
         value,
         where,
@@ -395,7 +288,7 @@ def _version_segments(text: str) -> tuple[int, ...] | None:
     return segments + (0,) * max(0, 3 - len(segments))
 
 
-def _check_minimum_version(r: _Reader, f: _Fields) -> str:
+def _check_minimum_version(r: Reader, f: Fields) -> str:
     version = r.string(f, "minimumRequiredVersion")
     if not version:
         return version
@@ -424,12 +317,12 @@ def _check_minimum_version(r: _Reader, f: _Fields) -> str:
     return version
 
 
-def _parse_source(r: _Reader, value: object, where: str) -> Source:
+def _parse_source(r: Reader, value: object, where: str) -> Source:
     if not isinstance(value, dict):
         raise r.fail(where, f"expected a map, got {describe_type(value)}")
     ref_keys = {k for k in value if k.casefold() in ("image", "imagerepo", "path")}
     f = r.fields({k: value[k] for k in ref_keys}, where, ("image", "imageRepo", "path"))
-    f = _Fields(where, value, f.values, f.keys)
+    f = Fields(where, value, f.values, f.keys)
     image, repo = _parse_image_ref(r, f)
     path = r.string(f, "path")
     if not path:
@@ -437,7 +330,7 @@ def _parse_source(r: _Reader, value: object, where: str) -> Source:
     return Source(image, repo, path, {k: v for k, v in value.items() if k not in ref_keys})
 
 
-def _parse_destination(r: _Reader, value: object, where: str) -> Destination:
+def _parse_destination(r: Reader, value: object, where: str) -> Destination:
     f = r.fields(value, where, ("image", "imageRepo", "newImage", "tags"))
     image, repo = _parse_image_ref(r, f)
     return Destination(image, repo, r.string(f, "newImage") or image, r.strings(f, "tags"))
@@ -447,7 +340,7 @@ def config_from_document(doc: ConfigDocument) -> Config:
     """Parse one kbld config document or ImagesLock; raises :class:`ConfigError`."""
     if doc.api_version == IMAGES_LOCK_API_VERSION:
         return config_from_images_lock(doc)
-    r = _Reader(doc, doc.kind)
+    r = Reader(doc, doc.kind)
     f = r.fields(doc.data, "", _CONFIG_FIELDS)
     version = _check_minimum_version(r, f)
     keys = r.strings(f, "keys")
@@ -467,7 +360,7 @@ def config_from_document(doc: ConfigDocument) -> Config:
     )
 
 
-def _parse_excludes(r: _Reader, f: _Fields, kind: str) -> tuple[str, ...]:
+def _parse_excludes(r: Reader, f: Fields, kind: str) -> tuple[str, ...]:
     """lockresolve's ``excludes: [PATTERN, ...]`` (docs/resolve.md, "Exclusions")."""
     if f.get("excludes") is None:
         return ()
