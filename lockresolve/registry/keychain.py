@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -39,6 +41,9 @@ from lockresolve.registry.envcreds import EnvEntry, env_groups, orphan_warnings,
 __all__ = ["DEFAULT_HELPER_TIMEOUT", "Keychain"]
 
 DEFAULT_HELPER_TIMEOUT: Final = 30.0
+#: the most a credential helper may print (stdout and stderr each): an answer is a few
+#: hundred bytes; a helper that prints without end is stopped instead of read into memory
+MAX_HELPER_OUTPUT: Final = 1024 * 1024
 
 _TOKEN_USERNAME: Final = "<token>"
 _NOT_FOUND: Final = "credentials not found"
@@ -257,11 +262,16 @@ class Keychain:
         except OSError as exc:
             raise CredentialError(f"{where}: cannot run: {exc.strerror}") from None
         try:
-            out, err = proc.communicate(server.encode(), timeout=self._helper_timeout)
+            out, err = _communicate_capped(proc, server.encode(), self._helper_timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise CredentialError(
                 f"{where}: no answer after {self._helper_timeout:g} s, stopped it"
+            ) from None
+        except _TooMuch:
+            _kill_group(proc)
+            raise CredentialError(
+                f"{where}: answered more than {MAX_HELPER_OUTPUT} bytes, stopped it"
             ) from None
         text = out.decode("utf-8", errors="replace").strip()
         if proc.returncode != 0:
@@ -308,6 +318,49 @@ def _overlay(
         registry_token or found.registry_token,
         source=source,
     )
+
+
+class _TooMuch(Exception):
+    """A helper printed more than :data:`MAX_HELPER_OUTPUT` bytes."""
+
+
+def _communicate_capped(
+    proc: subprocess.Popen[bytes], data: bytes, timeout: float
+) -> tuple[bytes, bytes]:
+    """``proc.communicate(data, timeout)``, reading at most :data:`MAX_HELPER_OUTPUT`
+    bytes from each of stdout and stderr (:class:`_TooMuch` past that)."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the helper did not read its input: its answer still counts
+    proc.stdin = None  # done with: communicate() (in _kill_group) must not flush it
+    stdout, stderr = bytearray(), bytearray()
+    out = {proc.stdout.fileno(): stdout, proc.stderr.fileno(): stderr}
+    with selectors.DefaultSelector() as sel:
+        for stream in (proc.stdout, proc.stderr):
+            sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buffer = out[key.fd]
+                buffer += chunk
+                if len(buffer) > MAX_HELPER_OUTPUT:
+                    raise _TooMuch
+    try:
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    return bytes(stdout), bytes(stderr)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

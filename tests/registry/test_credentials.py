@@ -13,7 +13,7 @@ import pytest
 
 from lockresolve.errors import CredentialError
 from lockresolve.registry.credentials import Credential
-from lockresolve.registry.keychain import Keychain
+from lockresolve.registry.keychain import MAX_HELPER_OUTPUT, Keychain
 
 PREFIXES = ["LOCKRESOLVE_REGISTRY_", "KBLD_REGISTRY_", "IMGPKG_REGISTRY_"]
 SECRETS = ("hub-secret", "gcr-secret", "refresh-secret", "leak-secret", "env-secret", "b64-secret")
@@ -565,6 +565,42 @@ def test_hanging_helper_times_out(tmp_path: Path, helper_env: dict[str, str]) ->
     assert "docker-credential-hang" in str(info.value)
     assert "gcr.io" in str(info.value)
     assert "0.5 s" in str(info.value)
+
+
+def test_helper_printing_without_end_is_stopped(tmp_path: Path) -> None:
+    # A broken (or hostile) helper that never stops printing: its output is not read
+    # into memory without bound, and the error says why it was stopped.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-chatty"
+    helper.write_text("#!/bin/sh\ncat >/dev/null\nexec yes password-like-output\n")
+    helper.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    kc = keychain(env, config={"credsStore": "chatty"}, tmp_path=tmp_path, timeout=20)
+    started = time.monotonic()
+    with pytest.raises(CredentialError) as info:
+        kc.resolve("gcr.io")
+    assert time.monotonic() - started < 15  # stopped at the cap, not at the timeout
+    message = str(info.value)
+    assert "docker-credential-chatty (for registry gcr.io)" in message
+    assert f"answered more than {MAX_HELPER_OUTPUT} bytes, stopped it" in message
+    assert "password-like-output" not in message
+
+
+def test_helper_answer_on_stdout_with_noise_on_stderr(tmp_path: Path) -> None:
+    # Both pipes are read as the helper writes: 200 kB on stderr (more than a pipe
+    # holds) does not block it before its answer.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-noisy"
+    helper.write_text(
+        "#!/bin/sh\ncat >/dev/null\nhead -c 200000 /dev/zero | tr '\\0' w >&2\n"
+        'echo \'{"Username": "u", "Secret": "s"}\'\n'
+    )
+    helper.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    kc = keychain(env, config={"credsStore": "noisy"}, tmp_path=tmp_path)
+    assert kc.resolve("gcr.io") == Credential("u", "s")
 
 
 def test_failures_are_not_cached(tmp_path: Path, helper_env: dict[str, str]) -> None:
