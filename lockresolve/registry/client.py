@@ -27,8 +27,10 @@ from lockresolve.registry.errormap import (
     TooLarge,
     check_declared_length,
     content_length,
+    error_from_response,
     read_capped,
     served_by,
+    transport_error,
 )
 from lockresolve.registry.model import Descriptor, Manifest, RequestStats, sha256_digest
 from lockresolve.registry.protocol import (
@@ -82,7 +84,7 @@ class RegistryClient(Sender):
             return True
         if response.status_code == 404:
             return False
-        raise await self.error(response, subject)
+        raise await error_from_response(response, subject)
 
     async def head_manifest(self, ref: Reference) -> Descriptor | None:
         """HEAD a manifest: its descriptor, or ``None`` when the answer carried no digest.
@@ -115,7 +117,7 @@ class RegistryClient(Sender):
             # One GET only to learn the registry's own error code and message.
             manifest = await self.get_manifest(ref)
             return manifest.descriptor  # the tag appeared in between
-        raise await self.error(response, ref.original)
+        raise await error_from_response(response, ref.original)
 
     async def manifest_exists(self, ref: Reference) -> bool:
         """One HEAD: whether the manifest exists (404 is ``False``, other errors raise)."""
@@ -134,7 +136,7 @@ class RegistryClient(Sender):
         """GET a manifest, verified against the digest asked for or announced."""
         response = await self._manifest_request("GET", ref, accept)
         if response.status_code != 200:
-            raise await self.error(response, ref.original)
+            raise await error_from_response(response, ref.original)
         url = redact_url(str(response.request.url))
         try:
             data = await read_capped(response, MAX_MANIFEST_BYTES)
@@ -146,7 +148,7 @@ class RegistryClient(Sender):
                 url=url,
             ) from None
         except httpx.HTTPError as exc:
-            raise self.transport_error(exc, "GET", url, ref.original) from None
+            raise transport_error(exc, "GET", url, ref.original) from None
         finally:
             await response.aclose()
         digest = sha256_digest(data)
@@ -178,7 +180,7 @@ class RegistryClient(Sender):
             body=data,
         )
         if response.status_code not in (200, 201, 202):
-            raise await self.error(response, subject)
+            raise await error_from_response(response, subject)
         await response.aclose()
         digest = sha256_digest(data)
         announced = response.headers.get("docker-content-digest")
@@ -252,9 +254,7 @@ class RegistryClient(Sender):
             except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout) as exc:
                 resumes += 1
                 if resumes > self.policy.retries:
-                    raise self.transport_error(
-                        exc, "GET", str(response.request.url), subject
-                    ) from None
+                    raise transport_error(exc, "GET", str(response.request.url), subject) from None
                 log.debug("blob %s interrupted at %d bytes; resuming", digest, received)
                 self.stats.retries += 1
             finally:
@@ -313,7 +313,7 @@ class RegistryClient(Sender):
             await response.aclose()
             raise ProtocolError("too many redirects", subject=subject, method="GET")
         if response.status_code not in (200, 206):
-            raise await self.error(response, subject)
+            raise await error_from_response(response, subject)
         return response
 
     # -- uploads (uploads.py) and listings (listing.py) -------------------------

@@ -6,7 +6,13 @@ from __future__ import annotations
 import httpx
 
 from lockresolve.errors import ProtocolError
-from lockresolve.registry.errormap import TooLarge, read_capped, served_by
+from lockresolve.registry.errormap import (
+    TooLarge,
+    error_from_response,
+    read_capped,
+    served_by,
+    transport_error,
+)
 from lockresolve.registry.protocol import (
     MAX_MANIFEST_BYTES,
     Referrer,
@@ -61,7 +67,7 @@ async def _read_page(
             f"{what} larger than {limit} bytes refused", subject=subject, method="GET", url=url
         ) from None
     except httpx.HTTPError as exc:
-        raise sender.transport_error(exc, "GET", url, subject) from None
+        raise transport_error(exc, "GET", url, subject) from None
     finally:
         await response.aclose()
 
@@ -80,7 +86,7 @@ async def list_tags(sender: Sender, registry: str, repository: str) -> list[str]
             raise ProtocolError("tag listing pagination loops", subject=subject, method="GET")
         response = await _get_page(sender, registry, repository, target, subject)
         if response.status_code != 200:
-            raise await sender.error(response, subject)
+            raise await error_from_response(response, subject)
         url = redact_url(str(response.request.url))
         content = await _read_page(sender, response, budget, _MAX_TAG_BYTES, "tag listing", subject)
         budget -= len(content)
@@ -127,7 +133,7 @@ async def list_referrers(
             await response.aclose()
             return None
         if response.status_code != 200:
-            raise await sender.error(response, subject)
+            raise await error_from_response(response, subject)
         data = await _read_page(
             sender, response, MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES, "referrers answer", subject
         )

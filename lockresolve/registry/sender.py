@@ -26,7 +26,6 @@ from lockresolve.errors import ProtocolError, RegistryError, TransportError
 from lockresolve.registry.auth import REGISTRY_EXT, SCOPES_EXT, CredentialSource, RegistryAuth
 from lockresolve.registry.credentials import Credential
 from lockresolve.registry.errormap import (
-    error_from_response,
     is_tls_mismatch,
     refused,
     transport_error,
@@ -221,18 +220,6 @@ class Sender:
                 yield
         finally:
             slot.release()
-
-    # -- errors ----------------------------------------------------------------
-
-    @staticmethod
-    def transport_error(
-        exc: BaseException | None, method: str, url: str, subject: str
-    ) -> TransportError:
-        return transport_error(exc, method, url, subject)
-
-    @staticmethod
-    async def error(response: httpx.Response, subject: str) -> RegistryError:
-        return await error_from_response(response, subject)
 
     # -- the one place requests are sent ---------------------------------------
 

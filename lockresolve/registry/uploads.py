@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpx
 
 from lockresolve.errors import ProtocolError, TransportError
+from lockresolve.registry.errormap import error_from_response
 from lockresolve.registry.protocol import parse_error_body, repository_scope, upload_path
 from lockresolve.registry.sender import RETRY_STATUSES, BodyFactory, Sender
 
@@ -54,7 +55,7 @@ async def _start_upload(
     )
     await response.aclose()
     if response.status_code != 202:
-        raise await sender.error(response, subject)
+        raise await error_from_response(response, subject)
     return _location(response, subject)
 
 
@@ -86,7 +87,7 @@ async def mount_blob(
         log.debug("mount of %s refused (%d); uploading", digest, response.status_code)
         scopes = [repository_scope(repository, "pull,push")]
         return await _start_upload(sender, registry, repository, scopes, subject)
-    raise await sender.error(response, subject)
+    raise await error_from_response(response, subject)
 
 
 async def upload_blob(
@@ -160,7 +161,7 @@ async def upload_blob(
             await sender.sleep(sender.backoff(attempt))
             attempt += 1
             continue
-        raise await sender.error(response, subject)
+        raise await error_from_response(response, subject)
 
 
 async def _upload_chunks(
@@ -193,7 +194,7 @@ async def _upload_chunks(
         )
         await response.aclose()
         if response.status_code != 202:
-            raise await sender.error(response, subject)
+            raise await error_from_response(response, subject)
         offset += len(chunk)
         location = _location(response, subject)
     response = await sender.send(
@@ -206,4 +207,4 @@ async def _upload_chunks(
     )
     await response.aclose()
     if response.status_code not in (201, 204):
-        raise await sender.error(response, subject)
+        raise await error_from_response(response, subject)
