@@ -39,6 +39,18 @@ class _DefaultGroup(click.Group):
 
     default_command = "resolve"
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in BUNDLE_COMMANDS:
+            _register_bundle_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register_bundle_commands()
+        return super().list_commands(ctx)
+
+    def _names(self) -> set[str]:
+        return set(self.commands) | set(BUNDLE_COMMANDS)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -46,9 +58,10 @@ class _DefaultGroup(click.Group):
             raise _Interrupted from None
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        names = self._names()
+        if args and args[0] not in names and not args[0].startswith("-"):
             raise click.UsageError(self._no_such_command(args[0]), ctx)
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        if args and args[0] not in names and args[0] not in ("--help", "-h", "--version"):
             args = [self.default_command, *args]
         elif not args:
             args = ["--help"]
@@ -60,10 +73,10 @@ class _DefaultGroup(click.Group):
         first is never meant for it)."""
         import difflib
 
-        close = difflib.get_close_matches(name, sorted(self.commands), n=1)
+        close = difflib.get_close_matches(name, sorted(self._names()), n=1)
         if close:
             return f"No such command {name!r}. Did you mean {close[0]!r}?"
-        commands = ", ".join(sorted(self.commands))
+        commands = ", ".join(sorted(self._names()))
         return (
             f"No such command {name!r} (commands: {commands}; "
             "without one, lockresolve resolves: lockresolve -f PATH)."
@@ -227,7 +240,14 @@ def outdated_command(**kwargs: Any) -> None:
         raise SystemExit(code)
 
 
+#: the bundle commands, defined in cli_bundle.py: imported only when one of them is
+#: run or the commands are listed (--help), so that resolve does not pay for them
+BUNDLE_COMMANDS = ("push", "pull", "copy", "tag", "describe")
+
+
 def _register_bundle_commands() -> None:
+    if "push" in cli.commands:
+        return
     from lockresolve.cli_bundle import (
         copy_command,
         describe_command,
@@ -238,9 +258,6 @@ def _register_bundle_commands() -> None:
 
     for command in (push_command, pull_command, copy_command, tag_group, describe_command):
         cli.add_command(command)
-
-
-_register_bundle_commands()
 
 
 def _reported(group: BaseExceptionGroup[BaseException]) -> BaseException:

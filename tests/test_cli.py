@@ -41,6 +41,30 @@ def test_help_on_every_command(command: list[str], capfd: pytest.CaptureFixture[
     assert out.startswith("Usage:")
 
 
+def test_bundle_commands_are_loaded_only_when_needed() -> None:
+    # A resolve never imports cli_bundle (start-up time); the names cli.py knows without
+    # importing it are exactly the commands cli_bundle defines, and all are listed.
+    code = (
+        "import sys\n"
+        "from lockresolve import cli\n"
+        "assert 'lockresolve.cli_bundle' not in sys.modules\n"
+        "cli.main(['resolve', '--help'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    code = (
+        "import click\n"
+        "from lockresolve import cli\n"
+        "before = set(cli.cli.commands)\n"
+        "listed = cli.cli.list_commands(click.Context(cli.cli))\n"
+        "added = set(cli.cli.commands) - before\n"
+        "print(sorted(added), sorted(cli.BUNDLE_COMMANDS), listed)\n"
+        "assert added == set(cli.BUNDLE_COMMANDS) and set(listed) == before | added\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_concurrency_defaults_follow_the_registry_core() -> None:
     """The CLI cannot import the constants (start-up), so its defaults are checked here."""
     import click

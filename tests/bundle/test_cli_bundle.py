@@ -7,15 +7,10 @@ from pathlib import Path
 import pytest
 
 from lockresolve import cli as cli_module
-from lockresolve.cli_bundle import copy_command, pull_command, push_command, tag_group
 from tests.support.bundle_cases import BundleCase, load_cases
 from tests.support.registry import Registry
 
 CASES = load_cases()
-
-for _command in (push_command, pull_command, copy_command, tag_group):
-    if _command.name not in cli_module.cli.commands:  # until cli.py registers them
-        cli_module.cli.add_command(_command)
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
