@@ -2,7 +2,7 @@
 
 ::
 
-    result = await lockresolve.resolve.resolve_inputs(["packages/"], ResolveOptions())
+    result = await lockresolve.resolve.engine.resolve_inputs(["packages/"], ResolveOptions())
     result.output                  # the documents, formatting kept, images pinned
     result.images_lock_text()      # .imgpkg/images.yml, byte for byte as kbld writes it
     result.failures                # every reference that failed, with where it was found
