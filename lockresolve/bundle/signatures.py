@@ -6,8 +6,9 @@ As imgpkg v0.42.3's ``signature.Signatures.Fetch``: for every item to copy
 found is copied as one more item, by digest, with that tag re-applied at the
 destination, so the destination's tags are imgpkg's. Signatures do not appear
 in locations images (imgpkg's ``NoteCopy`` lists only the bundle's own images).
-A signature that is absent (404) or denied (401, 403) is skipped, as imgpkg
-skips denied ones.
+A signature that is absent (404) or denied (403) is skipped, as imgpkg skips
+them; any other failure (a 401 among them) stops the copy with imgpkg's
+``Fetching signature for image '<ref>': <error>``.
 
 Beyond imgpkg (which looks only at the items), what is found is looked up in
 turn: a signed signature, a signed SBOM or attestation, a signed referrer (also
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 import anyio
 
 from lockresolve.bundle.imagedesc import RefMeta
-from lockresolve.errors import AuthError, LockresolveError, NotFoundError
+from lockresolve.errors import AuthError, BundleError, LockresolveError, NotFoundError
 from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 from lockresolve.registry.protocol import parse_referrers
@@ -141,10 +142,13 @@ async def _one_level(
         repo = Reference(ref.registry, ref.repository)
         try:
             descriptor = await client.resolve(repo.with_tag(tag))
-        except (NotFoundError, AuthError):
+        except NotFoundError:
             return
         except LockresolveError as exc:
-            failures.append(exc)
+            if isinstance(exc, AuthError) and exc.status == 403:
+                return  # imgpkg's AccessDeniedErr: skipped
+            what = "signature" if suffixes[j] == ".sig" else f"'{tag}'"
+            failures.append(BundleError(f"Fetching {what} for image '{text}': {exc}"))
             return
         found[i, j] = RefMeta(ref=str(repo.with_digest(descriptor.digest)), tag=tag)
 
@@ -171,5 +175,5 @@ async def _one_level(
             if "" in suffixes:
                 tg.start_soon(api, i, text)
     if failures:
-        raise failures[0]
+        raise min(failures, key=str)
     return [found[key] for key in sorted(found)]

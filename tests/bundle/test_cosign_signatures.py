@@ -19,10 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import FaultProxyFactory
 from tests.fixtures.conformance.locations.record import materialize
 from tests.fixtures.conformance.signatures.record import tags_with_digests
 from tests.robustness.helpers import run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items
+from tests.support.faultproxy import Fault, FaultPlan
 from tests.support.registry import Registry, skopeo_inspect_raw
 
 CASE = conformance_dir() / "signatures" / "s01-signed-image"
@@ -160,3 +162,36 @@ def test_a_signature_survives_a_tar_and_a_layout_unchanged(
     assert raw == base64.b64decode(sig["data_base64"])
     layer = json.loads(raw)["layers"][0]
     assert "dev.cosignproject.cosign/signature" in layer["annotations"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_signature_as_imgpkg(
+    status: int,
+    seeded: dict[str, Any],
+    registry: Registry,
+    fault_proxy_factory: FaultProxyFactory,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The source behind the fault proxy, which refuses the ``.sig``: imgpkg v0.42.3 skips a
+    403 (its ``AccessDeniedErr``) and stops on a 401 with ``Fetching signature for image
+    '<ref>': <error>`` (run by hand against the same setup); so does lockresolve."""
+    refuse = Fault.error(status, code="UNAUTHORIZED" if status == 401 else "DENIED")
+    plan = FaultPlan(rate=1.0, choices=(refuse,), path_contains=".sig")
+    proxy = fault_proxy_factory(registry.url, plan)
+    dst = f"s01/refused-{status}"
+    args = ["copy", "-i", f"{proxy.host}/s01/img:1", "--to-repo", f"{registry.host}/{dst}"]
+    res = run_cli([*args, "--cosign-signatures"], capfd)
+    image = "sha256:61737c107cb798aecb156dea0939249e833ba6f34e3114c810136a5923192942"
+    if status == 403:
+        assert res.code == 0, res.err
+        assert not [t for t in tags_with_digests(registry, dst) if t.endswith(".sig")]
+        return
+    assert res.code == 1
+    sig_url = f"http://{proxy.host}/v2/s01/img/manifests/{image.replace(':', '-')}.sig"
+    # imgpkg's words; then the request that failed (lockresolve's HEAD, where imgpkg retries
+    # with a GET to show the body) and the status
+    assert res.err.startswith(
+        f"lockresolve: error: Fetching signature for image '{proxy.host}/s01/img@{image}': "
+        f"HEAD {sig_url}: 401 "
+    ), res.err
+    assert res.err.count("\n") == 1
