@@ -130,6 +130,13 @@ async def test_copy_referrers_takes_each_referrer_the_api_lists(httpx_mock: HTTP
     httpx_mock.add_response(method="HEAD", url=fallback, status_code=404)
     httpx_mock.add_response(method="GET", url=fallback, status_code=404)
     httpx_mock.add_response(method="GET", url=API, content=_index(_entry(SBOM), _entry(SIG)))
+    for found in (SBOM, SIG):  # what is attached to them is looked up in turn: nothing
+        tag = f"{BASE}/v2/app/manifests/{found.replace(':', '-')}"
+        httpx_mock.add_response(method="HEAD", url=tag, status_code=404)
+        httpx_mock.add_response(method="GET", url=tag, status_code=404)
+        httpx_mock.add_response(
+            method="GET", url=f"{BASE}/v2/app/referrers/{found}", status_code=404
+        )
     async with client() as c:
         metas = await attached_metas(
             c, [RefMeta(ref=f"registry.example/app@{SUBJECT}")], REFERRERS_SUFFIXES

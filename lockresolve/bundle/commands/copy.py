@@ -41,6 +41,7 @@ from lockresolve.bundle.locations import (
     push_locations,
 )
 from lockresolve.bundle.progress import Progress
+from lockresolve.bundle.referrerstag import without_fallback_indexes, write_fallback_tags
 from lockresolve.bundle.relocate import write_artifacts, write_tags
 from lockresolve.bundle.signatures import COSIGN_SUFFIXES, REFERRERS_SUFFIXES, attached_metas
 from lockresolve.bundle.sources import BlobSource, FileBlobs, Region, RegistryBlobs
@@ -289,7 +290,10 @@ async def copy(
 
     ``cosign_signatures``: also copy each item's cosign signature (imgpkg's
     ``--cosign-signatures``), attestations and SBOMs; ``referrers``: its OCI 1.1
-    referrers (fallback tag); see :mod:`lockresolve.bundle.signatures`.
+    referrers (fallback tag); see :mod:`lockresolve.bundle.signatures`. With
+    ``referrers``, a repository destination without the referrers API gets the
+    ``sha256-<hex>`` fallback indexes written or merged
+    (:mod:`lockresolve.bundle.referrerstag`), also from a tar or an OCI layout.
     """
     source.check()
     dests = [d for d in (to_repo, to_tar, to_oci_layout) if d]
@@ -335,7 +339,11 @@ async def copy(
     log("copy | done uploading images")
     await _write_locations(client, loaded.bundles, dst)
     log("copy | Tagging images")
-    await write_tags(client, loaded.artifacts, dst)
+    if referrers:  # fallback indexes are merged with the destination's, not overwritten
+        await write_tags(client, without_fallback_indexes(loaded.artifacts), dst)
+        await write_fallback_tags(client, loaded.artifacts, dst)
+    else:
+        await write_tags(client, loaded.artifacts, dst)
     root = _root(loaded.artifacts)
     bundle = f"{dst.context}@{root.manifest_digest}" if root is not None else None
     if lock_output:

@@ -12,7 +12,8 @@ imgpkg prints with ``--output-type yaml`` (``sha: <digest>``, then the
 ``cosign_artifacts`` (imgpkg's ``--cosign-artifacts``, on by default) the
 ``sha256-<hex>.sig`` of the bundle and of each of its images is listed as an
 image of type ``Signature`` (annotation ``tag``); a denied one (403) is listed
-as imgpkg does: ``<repo>:<tag>: {imageType: Signature, error: access denied}``.
+as imgpkg does: ``<repo>:<tag>: {imageType: Signature, error: access denied}``;
+any other failure to fetch one (a 401 among them) is an error, as in imgpkg.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ class _Walk:
 
     async def signatures(self, primaries: list[str], images: dict[str, Description]) -> None:
         """imgpkg's cosign lookup: each ``sha256-<hex>.sig`` found is an image of type
-        ``Signature`` with the annotation ``tag``; absent or denied ones are left out."""
+        ``Signature`` with the annotation ``tag``; an absent one (404) is left out, a denied
+        one (403) listed with its error; any other failure (a 401 among them) stops the
+        describe as imgpkg's does: ``Retrieving Images from bundle: Fetching signature for
+        image '<ref>': <the registry's error>``."""
+        failures: dict[str, LockresolveError] = {}
 
         async def one(primary: str) -> None:
             ref = Reference.parse(primary)
@@ -76,14 +81,19 @@ class _Walk:
             tag = signature_tag(str(ref.digest))
             try:
                 found = await fetch_artifact(self.client, repo.with_tag(tag))
-            except AuthError as exc:
-                if exc.status == 403:  # imgpkg's AccessDeniedErr: listed with its error
-                    images[f"{repo.context}:{tag}"] = {
-                        "imageType": "Signature",
-                        "error": "access denied",
-                    }
-                return
             except NotFoundError:
+                return
+            except AuthError as exc:
+                if exc.status != 403:  # a 401: imgpkg stops (only 403 is AccessDeniedErr)
+                    failures[primary] = exc
+                    return
+                images[f"{repo.context}:{tag}"] = {
+                    "imageType": "Signature",
+                    "error": "access denied",
+                }
+                return
+            except LockresolveError as exc:
+                failures[primary] = exc
                 return
             digest = str(found.ref.digest)
             info: Description = {
@@ -99,6 +109,12 @@ class _Walk:
         async with anyio.create_task_group() as tg:
             for primary in primaries:
                 tg.start_soon(one, primary)
+        if failures:
+            primary = min(failures)
+            raise BundleError(
+                "Retrieving Images from bundle: Fetching signature for image "
+                f"'{primary}': {failures[primary]}"
+            )
 
     async def layer_list(self, artifact: RemoteImage | RemoteIndex) -> list[dict[str, str]] | None:
         if not self.layers:

@@ -266,7 +266,8 @@ def _describe(
 
 
 def read_oci_layout(directory: str | os.PathLike[str]) -> tuple[list[Artifact], FileBlobs]:
-    """The items listed in ``index.json`` (one per digest) and the layout's blob files."""
+    """The items listed in ``index.json`` (one per digest and copy tag) and the layout's
+    blob files."""
     root = Path(directory)
     layout = _read_json(root / "oci-layout")
     if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
@@ -275,17 +276,20 @@ def read_oci_layout(directory: str | os.PathLike[str]) -> tuple[list[Artifact], 
     entries = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(entries, list):
         raise InputError("index.json has no manifests list", source=str(root))
-    artifacts: dict[str, Artifact] = {}
+    artifacts: dict[tuple[str, str], Artifact] = {}
     for entry in entries:
         digest = str(entry.get("digest", ""))
-        if digest in artifacts:
-            continue
         notes = entry.get("annotations") or {}
+        # one item per digest and copy tag: one manifest copied under two tags (a cosign
+        # tag pointing at an SBOM that is also an .sbom) is two items, as in a tar
+        key = (digest, str(notes.get(TAG, "")) if isinstance(notes, dict) else "")
+        if key in artifacts:
+            continue
         labels = json.loads(notes[LABELS]) if LABELS in notes else None
         orig_ref = str(notes.get(ORIG_REF, ""))
         name = orig_ref.split("@")[0] if orig_ref else f"oci-layout/{root.name}"
         meta = {"tag": str(notes.get(TAG, "")), "orig_ref": orig_ref, "labels": labels}
-        artifacts[digest] = _describe(root, digest, str(entry.get("mediaType", "")), meta, name)
+        artifacts[key] = _describe(root, digest, str(entry.get("mediaType", "")), meta, name)
     regions: dict[str, Region] = {}
     blobs_dir = root / "blobs" / "sha256"
     if blobs_dir.is_dir():
