@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.conformance.locations.record import materialize
+from tests.fixtures.conformance.recording import materialize
 from tests.fixtures.conformance.signatures.record import tags_with_digests
 from tests.robustness.helpers import run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items

@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.fixtures.conformance.describe.record import layer_of, locations_digests
-from tests.fixtures.conformance.locations.record import materialize
+from tests.fixtures.conformance.recording import materialize
 from tests.robustness.helpers import run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items
 from tests.support.registry import Registry
