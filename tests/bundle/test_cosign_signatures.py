@@ -11,36 +11,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.fixtures.conformance.recording import materialize
+from tests.fixtures.conformance.recording import push_bundles_with_lockresolve
 from tests.fixtures.conformance.signatures.record import tags_with_digests
 from tests.robustness.helpers import run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items
 from tests.support.registry import Registry, skopeo_inspect_raw
 
 CASE = conformance_dir() / "signatures" / "s01-signed-image"
-ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 @pytest.fixture(scope="module")
 def seeded(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from lockresolve.cli import main
 
     seed = json.loads((CASE / "seed.json").read_text())
     seed_items(registry, [SeedItem.from_json(i) for i in seed])
     values: dict[str, Any] = {"${REGISTRY}": registry.host}
-    for n, bundle in enumerate(json.loads((CASE / "bundles.json").read_text())):
-        tree = materialize(bundle["files"], tmp_path_factory.mktemp("sig") / f"t{n}", registry)
-        ref = bundle["ref"].replace("${REGISTRY}", registry.host)
-        try:
-            main(["push", "-b", ref, "-f", str(tree)])
-        except SystemExit as exc:
-            assert exc.code in (0, None)
-        repo, _, tag = ref.removeprefix(registry.host + "/").rpartition(":")
-        head = httpx.head(f"{registry.url}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT})
-        values["${DIGEST:" + f"{repo}:{tag}" + "}"] = head.headers["Docker-Content-Digest"]
+    bundles = json.loads((CASE / "bundles.json").read_text())
+    pushed = push_bundles_with_lockresolve(registry, bundles, tmp_path_factory.mktemp("sig"))
+    for name, digest in pushed.items():
+        values["${DIGEST:" + name + "}"] = digest
     values["seed_digests"] = {i["digest"] for i in seed if i["put"] == "manifest"}
     sig = next(i for i in seed if i["put"] == "manifest" and i["reference"].endswith(".sig"))
     values["sig"] = sig
