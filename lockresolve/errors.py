@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 __all__ = [
     "AuthError",
@@ -162,6 +163,16 @@ class RegistryError(LockresolveError):
         return ": ".join(parts)
 
 
+class _Request(TypedDict, total=False):
+    """What a :class:`RegistryError` says about its request (keywords of its subclasses)."""
+
+    subject: str | None
+    method: str | None
+    url: str | None
+    status: int | None
+    details: Sequence[RegistryErrorDetail]
+
+
 class AuthError(RegistryError):
     """401/403 from the registry, or a token service that refused us.
 
@@ -171,20 +182,10 @@ class AuthError(RegistryError):
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        credentials: str | None = None,
-        subject: str | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        status: int | None = None,
-        details: Sequence[RegistryErrorDetail] = (),
+        self, message: str, *, credentials: str | None = None, **request: Unpack[_Request]
     ) -> None:
         self.credentials = credentials
-        super().__init__(
-            message, subject=subject, method=method, url=url, status=status, details=details
-        )
+        super().__init__(message, **request)
 
     def __str__(self) -> str:
         text = super().__str__()

@@ -7,7 +7,9 @@ Snappy-style matcher (``deflatefast.go``) feeding Go's own Huffman block
 writer.  :class:`GoGzipCompressor` ports both faithfully (Go 1.19 sources:
 ``compress/flate/deflate.go`` ``encSpeed``, ``deflatefast.go``,
 ``huffman_bit_writer.go``, ``huffman_code.go``; ``compress/gzip/gzip.go``), so
-``go_gzip(tar)`` equals what imgpkg pushes.
+``lockresolve.goflate.go_gzip(tar)`` equals what imgpkg pushes (the package
+chooses this encoder or the C one; its ``gzip_compressor`` and ``go_gzip``
+serve both).
 
 How Go encodes at BestSpeed: the input is cut into 65,535-byte windows (the
 output does not depend on how writes are chunked).  Each window is matched
@@ -86,15 +88,13 @@ from functools import cache, lru_cache
 from itertools import repeat
 from operator import itemgetter
 from struct import Struct
-from typing import Final, Literal, NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 __all__ = [
     "GZIP_HEADER",
     "GoGzipCompressor",
     "GzipCompressor",
     "ZlibGzipCompressor",
-    "go_gzip",
-    "gzip_compressor",
 ]
 
 #: Go's gzip header at BestSpeed: no name, mtime 0, XFL 4 (fastest), OS 255.
@@ -862,18 +862,3 @@ class ZlibGzipCompressor(_GzipFrame):
 
     def _finish(self) -> bytes:
         return self._zlib.flush()
-
-
-def gzip_compressor(kind: Literal["go", "zlib"] = "go") -> GzipCompressor:
-    """A new compressor: ``"go"`` for imgpkg's exact bytes, ``"zlib"`` for speed."""
-    if kind == "go":
-        return GoGzipCompressor()
-    if kind == "zlib":
-        return ZlibGzipCompressor()
-    raise ValueError(f"unknown gzip compressor kind: {kind!r}")
-
-
-def go_gzip(data: bytes) -> bytes:
-    """``data`` gzipped exactly as Go's compress/gzip at BestSpeed (imgpkg's layer)."""
-    compressor = GoGzipCompressor()
-    return compressor.compress(data) + compressor.flush()

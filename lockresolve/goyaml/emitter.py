@@ -7,7 +7,7 @@ folded scalars or explicit documents.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from lockresolve.goyaml.fastemit import fast_marshal
@@ -27,6 +27,7 @@ from lockresolve.goyaml.scalar import (
     is_break,
     needs_escape,
 )
+from lockresolve.treewalk import flatten
 
 __all__ = ["marshal", "marshal_general"]
 
@@ -208,46 +209,53 @@ class _Emitter:
             return self.next_is_empty()
         return False
 
-    def flow_sequence_item(self, ev: _Ev, first: bool) -> None:
+    def flow_item_start(self, ev: _Ev, first: bool, brackets: str, end: str) -> bool:
+        """What a flow sequence item and a flow mapping key begin with; False at the end."""
         if first:
-            self.write_indicator("[", True, True, False)
+            self.write_indicator(brackets[0], True, True, False)
             self.increase_indent(True, False)
             self.flow_level += 1
-        if ev.kind == "seq_end":
+        if ev.kind == end:
             self.flow_level -= 1
             self.pop_indent()
-            self.write_indicator("]", False, False, False)
+            self.write_indicator(brackets[1], False, False, False)
             self.pop_state()
-            return
+            return False
         if not first:
             self.write_indicator(",", False, False, False)
         if self.column > self.best_width:
             self.write_indent()
-        self.states.append("flow_seq")
-        self.emit_node(ev, sequence=True)
+        return True
 
-    def flow_mapping_key(self, ev: _Ev, first: bool) -> None:
+    def block_item_start(self, ev: _Ev, first: bool, indentless: bool, end: str) -> bool:
+        """What a block sequence item and a block mapping key begin with; False at the end."""
         if first:
-            self.write_indicator("{", True, True, False)
-            self.increase_indent(True, False)
-            self.flow_level += 1
-        if ev.kind == "map_end":
-            self.flow_level -= 1
+            self.increase_indent(False, indentless)
+        if ev.kind == end:
             self.pop_indent()
-            self.write_indicator("}", False, False, False)
             self.pop_state()
-            return
-        if not first:
-            self.write_indicator(",", False, False, False)
-        if self.column > self.best_width:
-            self.write_indent()
+            return False
+        self.write_indent()
+        return True
+
+    def mapping_key(self, ev: _Ev, context: str, is_indention: bool) -> None:
+        """A mapping key in ``context`` (``flow`` or ``block``): simple, or after ``?``."""
         if self.check_simple_key():
-            self.states.append("flow_map_simple_value")
+            self.states.append(f"{context}_map_simple_value")
             self.emit_node(ev, mapping=True, simple_key=True)
             return
-        self.write_indicator("?", True, False, False)
-        self.states.append("flow_map_value")
+        self.write_indicator("?", True, False, is_indention)
+        self.states.append(f"{context}_map_value")
         self.emit_node(ev, mapping=True)
+
+    def flow_sequence_item(self, ev: _Ev, first: bool) -> None:
+        if self.flow_item_start(ev, first, "[]", "seq_end"):
+            self.states.append("flow_seq")
+            self.emit_node(ev, sequence=True)
+
+    def flow_mapping_key(self, ev: _Ev, first: bool) -> None:
+        if self.flow_item_start(ev, first, "{}", "map_end"):
+            self.mapping_key(ev, "flow", False)
 
     def flow_mapping_value(self, ev: _Ev, simple: bool) -> None:
         if simple:
@@ -260,32 +268,15 @@ class _Emitter:
         self.emit_node(ev, mapping=True)
 
     def block_sequence_item(self, ev: _Ev, first: bool) -> None:
-        if first:
-            self.increase_indent(False, self.mapping_context and not self.indention)
-        if ev.kind == "seq_end":
-            self.pop_indent()
-            self.pop_state()
-            return
-        self.write_indent()
-        self.write_indicator("-", True, False, True)
-        self.states.append("block_seq")
-        self.emit_node(ev, sequence=True)
+        indentless = self.mapping_context and not self.indention
+        if self.block_item_start(ev, first, indentless, "seq_end"):
+            self.write_indicator("-", True, False, True)
+            self.states.append("block_seq")
+            self.emit_node(ev, sequence=True)
 
     def block_mapping_key(self, ev: _Ev, first: bool) -> None:
-        if first:
-            self.increase_indent(False, False)
-        if ev.kind == "map_end":
-            self.pop_indent()
-            self.pop_state()
-            return
-        self.write_indent()
-        if self.check_simple_key():
-            self.states.append("block_map_simple_value")
-            self.emit_node(ev, mapping=True, simple_key=True)
-            return
-        self.write_indicator("?", True, False, True)
-        self.states.append("block_map_value")
-        self.emit_node(ev, mapping=True)
+        if self.block_item_start(ev, first, False, "map_end"):
+            self.mapping_key(ev, "block", True)
 
     def block_mapping_value(self, ev: _Ev, simple: bool) -> None:
         if simple:
@@ -371,38 +362,18 @@ class _Emitter:
             if self.root_context:
                 self.open_ended = True
             return
-        spaces = breaks = False
-        n = len(value)
-        i = 0
-        while i < n:
-            c = value[i]
-            if c == " ":
-                nxt_space = i + 1 < n and value[i + 1] == " "
-                if allow_breaks and not spaces and self.column > self.best_width and not nxt_space:
-                    self.write_indent()
-                else:
-                    self.write(c)
-                spaces = True
-            elif is_break(c):
-                if not breaks and c == "\n":
-                    self.put_break()
-                self.write_break(c)
-                self.indention = True
-                breaks = True
-            else:
-                if breaks:
-                    self.write_indent()
-                self.write(c)
-                self.indention = False
-                spaces = breaks = False
-            i += 1
+        self.write_spaced(value, allow_breaks, single=False)
         self.whitespace = False
         self.indention = False
         if self.root_context:
             self.open_ended = True
 
-    def write_single(self, value: str, allow_breaks: bool) -> None:
-        self.write_indicator("'", True, False, False)
+    def write_spaced(self, value: str, allow_breaks: bool, *, single: bool) -> None:
+        """The text of a plain or (``single``) single-quoted scalar, folded at spaces.
+
+        yaml.v2's ``yaml_emitter_write_plain_scalar`` and ``..._single_quoted_scalar``
+        share this loop; the quoted one folds only inside the value and doubles ``'``.
+        """
         spaces = breaks = False
         n = len(value)
         for i, c in enumerate(value):
@@ -412,7 +383,7 @@ class _Emitter:
                     allow_breaks
                     and not spaces
                     and self.column > self.best_width
-                    and 0 < i < n - 1
+                    and (not single or 0 < i < n - 1)
                     and not nxt_space
                 ):
                     self.write_indent()
@@ -421,18 +392,22 @@ class _Emitter:
                 spaces = True
             elif is_break(c):
                 if not breaks and c == "\n":
-                    self.put_break()
+                    self.put_break()  # the first line feed of a run is written twice
                 self.write_break(c)
                 self.indention = True
                 breaks = True
             else:
                 if breaks:
                     self.write_indent()
-                if c == "'":
+                if single and c == "'":
                     self.put("'")
                 self.write(c)
                 self.indention = False
                 spaces = breaks = False
+
+    def write_single(self, value: str, allow_breaks: bool) -> None:
+        self.write_indicator("'", True, False, False)
+        self.write_spaced(value, allow_breaks, single=True)
         self.write_indicator("'", False, False, False)
         self.whitespace = False
         self.indention = False
@@ -542,39 +517,30 @@ def _scalar_event(value: object) -> _Ev:
     raise GoYAMLError(f"cannot marshal {type(value).__name__}")
 
 
+def _expand(item: object) -> tuple[_Ev, Iterable[object], _Ev] | None:
+    """A mapping (keys in yaml.v2's order) or a sequence as start, children, end."""
+    if isinstance(item, _Ev):
+        return None
+    if isinstance(item, Mapping):
+        pairs: list[object] = []
+        for k in sort_keys([str(k) for k in item]):
+            pairs.append(_scalar_event(k))
+            pairs.append(item[k])
+        return _MAP_START, pairs, _MAP_END
+    if isinstance(item, list | tuple):
+        return _SEQ_START, item, _SEQ_END
+    return None
+
+
+def _leaf_event(item: object) -> _Ev:
+    return item if isinstance(item, _Ev) else _scalar_event(item)
+
+
 def _events(data: object) -> Iterator[_Ev]:
     """Events for ``data`` in document order, without recursion."""
     yield _STREAM_START
     yield _DOC_START
-    stack: list[Iterator[object] | _Ev] = [iter((data,))]
-    while stack:
-        top = stack[-1]
-        if isinstance(top, _Ev):
-            stack.pop()
-            yield top
-            continue
-        try:
-            item = next(top)
-        except StopIteration:
-            stack.pop()
-            continue
-        if isinstance(item, _Ev):
-            yield item
-        elif isinstance(item, Mapping):
-            yield _MAP_START
-            keys = sort_keys([str(k) for k in item])
-            pairs: list[object] = []
-            for k in keys:
-                pairs.append(_scalar_event(k))
-                pairs.append(item[k])
-            stack.append(_MAP_END)
-            stack.append(iter(pairs))
-        elif isinstance(item, list | tuple):
-            yield _SEQ_START
-            stack.append(_SEQ_END)
-            stack.append(iter(item))
-        else:
-            yield _scalar_event(item)
+    yield from flatten(data, _expand, _leaf_event)
     yield _DOC_END
     yield _STREAM_END
 

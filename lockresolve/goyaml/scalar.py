@@ -135,14 +135,42 @@ def _analyze_regex(value: str) -> ScalarAnalysis:
         value
     ) is not None
     trailing_space = last == " "
+    return _styles(
+        line_breaks=line_breaks,
+        at_edges=first == " " or first in _BREAKS or trailing_space or last in _BREAKS,
+        trailing_space=trailing_space,
+        break_space=line_breaks and _BREAK_SPACE.search(value) is not None,
+        space_break=line_breaks and _SPACE_BREAK.search(value) is not None,
+        special=special,
+        flow_ind=flow_ind,
+        block_ind=block_ind,
+    )
+
+
+def _styles(
+    *,
+    line_breaks: bool,
+    at_edges: bool,
+    trailing_space: bool,
+    break_space: bool,
+    space_break: bool,
+    special: bool,
+    flow_ind: bool,
+    block_ind: bool,
+) -> ScalarAnalysis:
+    """The styles emitterc.go allows from what it found in a scalar.
+
+    ``at_edges``: a space or a break leads or trails; ``break_space`` and
+    ``space_break``: a break followed by a space, a space followed by a break.
+    """
     flow_plain = block_plain = single = block = True
-    if first == " " or first in _BREAKS or trailing_space or last in _BREAKS:
+    if at_edges:
         flow_plain = block_plain = False
     if trailing_space:
         block = False
-    if line_breaks and _BREAK_SPACE.search(value):
+    if break_space:
         flow_plain = block_plain = single = False
-    if special or (line_breaks and _SPACE_BREAK.search(value)):
+    if space_break or special:
         flow_plain = block_plain = single = block = False
     if line_breaks:
         flow_plain = block_plain = False
@@ -207,22 +235,16 @@ def _analyze(value: str) -> ScalarAnalysis:
         else:
             previous_space = previous_break = False
         preceded_by_ws = _is_blankz_at(value, i)
-    flow_plain = block_plain = single = block = True
-    if leading_space or leading_break or trailing_space or trailing_break:
-        flow_plain = block_plain = False
-    if trailing_space:
-        block = False
-    if break_space:
-        flow_plain = block_plain = single = False
-    if space_break or special:
-        flow_plain = block_plain = single = block = False
-    if line_breaks:
-        flow_plain = block_plain = False
-    if flow_ind:
-        flow_plain = False
-    if block_ind:
-        block_plain = False
-    return ScalarAnalysis(line_breaks, flow_plain, block_plain, single, block)
+    return _styles(
+        line_breaks=line_breaks,
+        at_edges=leading_space or leading_break or trailing_space or trailing_break,
+        trailing_space=trailing_space,
+        break_space=break_space,
+        space_break=space_break,
+        special=special,
+        flow_ind=flow_ind,
+        block_ind=block_ind,
+    )
 
 
 def is_plain_safe(value: str, *, flow: bool) -> bool:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 from lockresolve.goyaml import json_number_text
+from lockresolve.treewalk import flatten
 
 __all__ = ["MAX_JSON_DEPTH", "dumps", "loads"]
 
@@ -108,42 +109,6 @@ def _scalar(value: object) -> str:
     raise ValueError(f"json: unsupported type: {type(value).__name__}")
 
 
-def _tokens(value: object) -> Iterator[str]:
-    stack: list[Iterator[object] | str] = [iter((value,))]
-    while stack:
-        top = stack[-1]
-        if isinstance(top, str):
-            stack.pop()
-            yield top
-            continue
-        try:
-            item = next(top)
-        except StopIteration:
-            stack.pop()
-            continue
-        if isinstance(item, _Raw):
-            yield item.text
-        elif isinstance(item, dict):
-            yield "{"
-            parts: list[object] = []
-            for i, k in enumerate(sorted(item)):
-                parts.append(_Raw(("," if i else "") + _string(k) + ":"))
-                parts.append(item[k])
-            stack.append("}")
-            stack.append(iter(parts))
-        elif isinstance(item, list):
-            yield "["
-            parts = []
-            for i, v in enumerate(item):
-                if i:
-                    parts.append(_Raw(","))
-                parts.append(v)
-            stack.append("]")
-            stack.append(iter(parts))
-        else:
-            yield _scalar(item)
-
-
 class _Raw:
     __slots__ = ("text",)
 
@@ -151,6 +116,28 @@ class _Raw:
         self.text = text
 
 
+def _expand(item: object) -> tuple[str, Iterable[object], str] | None:
+    """An object (keys sorted) or an array as its bracket, its parts, its bracket."""
+    if isinstance(item, dict):
+        parts: list[object] = []
+        for i, k in enumerate(sorted(item)):
+            parts.append(_Raw(("," if i else "") + _string(k) + ":"))
+            parts.append(item[k])
+        return "{", parts, "}"
+    if isinstance(item, list):
+        parts = []
+        for i, v in enumerate(item):
+            if i:
+                parts.append(_Raw(","))
+            parts.append(v)
+        return "[", parts, "]"
+    return None
+
+
+def _leaf(item: object) -> str:
+    return item.text if isinstance(item, _Raw) else _scalar(item)
+
+
 def dumps(value: object) -> str:
     """Encode like Go's ``json.Marshal`` (compact, sorted keys, HTML-safe)."""
-    return "".join(_tokens(value))
+    return "".join(flatten(value, _expand, _leaf))

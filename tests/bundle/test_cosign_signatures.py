@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import FaultProxyFactory
-from tests.fixtures.conformance.locations.record import materialize
+from tests.fixtures.conformance.recording import push_bundles_with_lockresolve
 from tests.fixtures.conformance.signatures.record import tags_with_digests
 from tests.robustness.helpers import run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items
@@ -33,21 +33,15 @@ ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 
 @pytest.fixture(scope="module")
 def seeded(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from lockresolve.cli import main
-
+    """The case's seed and bundles (pushed with lockresolve) in the registry, and the values
+    that fill the recorded expectations' placeholders."""
     seed = json.loads((CASE / "seed.json").read_text())
     seed_items(registry, [SeedItem.from_json(i) for i in seed])
     values: dict[str, Any] = {"${REGISTRY}": registry.host}
-    for n, bundle in enumerate(json.loads((CASE / "bundles.json").read_text())):
-        tree = materialize(bundle["files"], tmp_path_factory.mktemp("sig") / f"t{n}", registry)
-        ref = bundle["ref"].replace("${REGISTRY}", registry.host)
-        try:
-            main(["push", "-b", ref, "-f", str(tree)])
-        except SystemExit as exc:
-            assert exc.code in (0, None)
-        repo, _, tag = ref.removeprefix(registry.host + "/").rpartition(":")
-        head = httpx.head(f"{registry.url}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT})
-        values["${DIGEST:" + f"{repo}:{tag}" + "}"] = head.headers["Docker-Content-Digest"]
+    bundles = json.loads((CASE / "bundles.json").read_text())
+    pushed = push_bundles_with_lockresolve(registry, bundles, tmp_path_factory.mktemp("sig"))
+    for name, digest in pushed.items():
+        values["${DIGEST:" + name + "}"] = digest
     values["seed_digests"] = {i["digest"] for i in seed if i["put"] == "manifest"}
     sig = next(i for i in seed if i["put"] == "manifest" and i["reference"].endswith(".sig"))
     values["sig"] = sig

@@ -8,18 +8,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from ruamel.yaml import YAML
 
 from tests.fixtures.conformance.describe.record import layer_of, locations_digests
-from tests.fixtures.conformance.locations.record import materialize
+from tests.fixtures.conformance.recording import push_bundles_with_lockresolve
 from tests.robustness.helpers import run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items
 from tests.support.registry import Registry
 
 CASES = sorted(p for p in (conformance_dir() / "describe").iterdir() if (p / "case.json").is_file())
-ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[p.name for p in CASES])
@@ -36,18 +34,11 @@ def built(
         registry, [SeedItem.from_json(i) for i in json.loads((CASE / "seed.json").read_text())]
     )
     values = {"${REGISTRY}": registry.host}
-    digests = {}
-    for n, bundle in enumerate(json.loads((CASE / "bundles.json").read_text())):
-        tree = materialize(bundle["files"], tmp / f"tree{n}", registry)
-        ref = bundle["ref"].replace("${REGISTRY}", registry.host)
-        try:
-            main(["push", "-b", ref, "-f", str(tree)])
-        except SystemExit as exc:
-            assert exc.code in (0, None)
-        repo, _, tag = ref.removeprefix(registry.host + "/").rpartition(":")
-        head = httpx.head(f"{registry.url}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT})
-        digests[f"{repo}:{tag}"] = head.headers["Docker-Content-Digest"]
-        values["${LAYER:" + f"{repo}:{tag}" + "}"] = layer_of(registry, repo, tag)
+    bundles = json.loads((CASE / "bundles.json").read_text())
+    digests = push_bundles_with_lockresolve(registry, bundles, tmp)
+    for name in digests:
+        repo, _, tag = name.rpartition(":")
+        values["${LAYER:" + name + "}"] = layer_of(registry, repo, tag)
     root = case["root"].replace("${REGISTRY}", registry.host)
     try:
         main(["copy", "-b", root, "--to-repo", f"{registry.host}/{case['mirror']}"])

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.conformance.locations.record import materialize
+from tests.fixtures.conformance.recording import materialize
 from tests.robustness.helpers import run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items
 from tests.support.registry import Registry

@@ -17,6 +17,7 @@ from lockresolve.bundle.commands.pull import (
     BUNDLE_FLAG_HINT,
     INDEX_REFUSED,
     NOT_BUNDLE_HINT,
+    PullResult,
     pull,
     pull_lock,
 )
@@ -243,6 +244,15 @@ async def test_layer_whose_diff_id_does_not_match_is_refused(
     assert not (tmp_path / "o").exists()
 
 
+async def pull_bundle(
+    client: RegistryClient, ref: str, out: Path, *, recursive: bool = False
+) -> tuple[PullResult, list[str]]:
+    """``pull -b ref -o out``: the result and the lines it reported."""
+    lines: list[str] = []
+    result = await pull(client, ref, out, kind="bundle", recursive=recursive, on_line=lines.append)
+    return result, lines
+
+
 async def _push_c01_bundle(
     client: RegistryClient, registry: Registry, tmp_path: Path, repo: str
 ) -> str:
@@ -256,13 +266,8 @@ async def _push_c01_bundle(
 async def test_not_relocated_keeps_images_yml(registry: Registry, tmp_path: Path) -> None:
     async with RegistryClient() as client:
         await _push_c01_bundle(client, registry, tmp_path, "reloc/none")
-        lines: list[str] = []
-        result = await pull(
-            client,
-            f"{registry.host}/reloc/none:1.0",
-            tmp_path / "out",
-            kind="bundle",
-            on_line=lines.append,
+        result, lines = await pull_bundle(
+            client, f"{registry.host}/reloc/none:1.0", tmp_path / "out"
         )
     assert result.bundle is not None and not result.bundle.relocated
     original = (tmp_path / "c01-tree" / ".imgpkg" / "images.yml").read_bytes()
@@ -293,13 +298,8 @@ async def test_relocated_by_heads_rewrites_images_yml_as_imgpkg(
             await client.put_manifest(
                 registry.host, "reloc/heads", manifest.digest, manifest.data, manifest.media_type
             )
-        lines: list[str] = []
-        result = await pull(
-            client,
-            f"{registry.host}/reloc/heads:1.0",
-            tmp_path / "out",
-            kind="bundle",
-            on_line=lines.append,
+        result, lines = await pull_bundle(
+            client, f"{registry.host}/reloc/heads:1.0", tmp_path / "out"
         )
     assert result.bundle is not None and result.bundle.relocated
     expected = substitute(case.expected["pulled_images_yml"], registry.host).replace(
@@ -331,14 +331,8 @@ async def test_recursive_pull_puts_nested_bundles_flat(registry: Registry, tmp_p
             tmp_path / "outer", [inner_push.image], files={"outer.yml": "outer: true\n"}
         )
         await push(client, f"{registry.host}/nest/outer:1", [outer], bundle=True)
-        lines: list[str] = []
-        result = await pull(
-            client,
-            f"{registry.host}/nest/outer:1",
-            tmp_path / "out",
-            kind="bundle",
-            recursive=True,
-            on_line=lines.append,
+        result, lines = await pull_bundle(
+            client, f"{registry.host}/nest/outer:1", tmp_path / "out", recursive=True
         )
         plain = await pull(
             client, f"{registry.host}/nest/outer:1", tmp_path / "out2", kind="bundle"

@@ -42,6 +42,13 @@ def keychain(
     )
 
 
+def env_group(prefix: str, suffix: str = "", **fields: str) -> dict[str, str]:
+    """One credential group's variables: ``env_group("IMGPKG_REGISTRY_", "0", hostname="h")``
+    is ``{"IMGPKG_REGISTRY_HOSTNAME_0": "h"}``."""
+    end = f"_{suffix}" if suffix else ""
+    return {f"{prefix}{field.upper()}{end}": value for field, value in fields.items()}
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -74,13 +81,7 @@ def test_credential_repr_and_str_hide_secrets() -> None:
 
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_env_default_group(prefix: str) -> None:
-    kc = keychain(
-        {
-            f"{prefix}HOSTNAME": "gcr.io",
-            f"{prefix}USERNAME": "bob",
-            f"{prefix}PASSWORD": "env-secret",
-        }
-    )
+    kc = keychain(env_group(prefix, hostname="gcr.io", username="bob", password="env-secret"))
     assert kc.resolve("gcr.io") == Credential("bob", "env-secret")
     assert kc.resolve("gcr.io", "proj/img") == Credential("bob", "env-secret")
     assert kc.resolve("quay.io").is_anonymous
@@ -89,18 +90,10 @@ def test_env_default_group(prefix: str) -> None:
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_env_suffix_groups(prefix: str) -> None:
     kc = keychain(
-        {
-            f"{prefix}HOSTNAME": "gcr.io",
-            f"{prefix}USERNAME": "default",
-            f"{prefix}PASSWORD": "p0",
-            f"{prefix}HOSTNAME_0": "quay.io",
-            f"{prefix}USERNAME_0": "zero",
-            f"{prefix}PASSWORD_0": "p1",
-            f"{prefix}HOSTNAME_FOO": "localhost:5000",
-            f"{prefix}IDENTITY_TOKEN_FOO": "refresh-secret",
-            f"{prefix}HOSTNAME_BAR": "registry.example.com",
-            f"{prefix}REGISTRY_TOKEN_BAR": "gcr-secret",
-        }
+        env_group(prefix, hostname="gcr.io", username="default", password="p0")
+        | env_group(prefix, "0", hostname="quay.io", username="zero", password="p1")
+        | env_group(prefix, "FOO", hostname="localhost:5000", identity_token="refresh-secret")
+        | env_group(prefix, "BAR", hostname="registry.example.com", registry_token="gcr-secret")
     )
     assert kc.resolve("gcr.io") == Credential("default", "p0")
     assert kc.resolve("quay.io") == Credential("zero", "p1")
@@ -135,12 +128,8 @@ def test_env_docker_hub_aliases() -> None:
 
 def test_env_hostname_with_path_is_repository_specific_and_longest_first() -> None:
     kc = keychain(
-        {
-            "IMGPKG_REGISTRY_HOSTNAME_0": "quay.io",
-            "IMGPKG_REGISTRY_USERNAME_0": "all",
-            "IMGPKG_REGISTRY_HOSTNAME_1": "quay.io/coreos",
-            "IMGPKG_REGISTRY_USERNAME_1": "coreos",
-        }
+        env_group("IMGPKG_REGISTRY_", "0", hostname="quay.io", username="all")
+        | env_group("IMGPKG_REGISTRY_", "1", hostname="quay.io/coreos", username="coreos")
     )
     assert kc.resolve("quay.io", "coreos/etcd").username == "coreos"
     assert kc.resolve("quay.io", "other/etcd").username == "all"
@@ -150,18 +139,16 @@ def test_env_hostname_with_path_is_repository_specific_and_longest_first() -> No
 
 
 def test_env_globbing_per_label() -> None:
-    kc = keychain(
-        {
-            "IMGPKG_REGISTRY_HOSTNAME_0": "*.docker.io",
-            "IMGPKG_REGISTRY_USERNAME_0": "glob",
-            "IMGPKG_REGISTRY_HOSTNAME_1": "foo.docker.io",
-            "IMGPKG_REGISTRY_USERNAME_1": "exact",
-            "IMGPKG_REGISTRY_HOSTNAME_2": "*.*.gcr.io:5000",
-            "IMGPKG_REGISTRY_USERNAME_2": "two-labels",
-            "IMGPKG_REGISTRY_HOSTNAME_3": "reg[0-9].example.com",
-            "IMGPKG_REGISTRY_USERNAME_3": "class",
-        }
-    )
+    groups = [
+        ("*.docker.io", "glob"),
+        ("foo.docker.io", "exact"),
+        ("*.*.gcr.io:5000", "two-labels"),
+        ("reg[0-9].example.com", "class"),
+    ]
+    env: dict[str, str] = {}
+    for n, (hostname, username) in enumerate(groups):
+        env |= env_group("IMGPKG_REGISTRY_", str(n), hostname=hostname, username=username)
+    kc = keychain(env)
     assert kc.resolve("foo.docker.io").username == "exact"  # documented by imgpkg
     assert kc.resolve("bar.docker.io").username == "glob"
     assert kc.resolve("a.b.docker.io").is_anonymous  # one label per '*'

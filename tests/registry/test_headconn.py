@@ -8,9 +8,6 @@ hang-up while idle, a broken status line, bytes after the header block.
 
 from __future__ import annotations
 
-import socket
-import ssl
-import threading
 from collections.abc import Iterator
 
 import anyio
@@ -18,8 +15,8 @@ import httpx
 import pytest
 
 from lockresolve.mediatypes import MANIFEST_ACCEPT
-from lockresolve.registry.pool import LeanPool, LeanTransport
 from tests.support.images import make_image, push_image
+from tests.support.leanpool import ScriptedServer, lean_client
 from tests.support.registry import Registry
 
 pytestmark = pytest.mark.anyio
@@ -28,16 +25,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def lean_client() -> tuple[httpx.AsyncClient, LeanPool]:
-    pool = LeanPool(
-        ssl_context=ssl.create_default_context(),
-        max_connections=8,
-        max_keepalive_connections=8,
-        keepalive_expiry=60.0,
-    )
-    return httpx.AsyncClient(transport=LeanTransport(pool), timeout=5.0), pool
 
 
 async def test_head_answers_match_a_get_and_share_one_connection(registry: Registry) -> None:
@@ -62,62 +49,18 @@ async def test_head_answers_match_a_get_and_share_one_connection(registry: Regis
     assert pool.connections_opened == 2
 
 
-class ScriptedServer:
-    """Answers each request on a connection with the next reply of ``replies``
-    (bytes to send; ``None``: close the connection instead)."""
-
-    def __init__(self, replies: list[bytes | None], *, close_after: float | None = None) -> None:
-        self.replies = list(replies)
-        self.close_after = close_after
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._sock.close()
-        self._thread.join(5)
-
-    def _serve(self) -> None:
-        self._sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while not self._stop.is_set():
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    data += chunk
-                request, _, data = data.partition(b"\r\n\r\n")
-                with self._lock:
-                    self.requests.append(request)
-                    reply = self.replies.pop(0) if self.replies else None
-                if reply is None:
-                    return
-                conn.sendall(reply)
-                if self.close_after is not None:
-                    self._stop.wait(self.close_after)
-                    return
-
-
 OK = b"HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:" + b"a" * 64 + b"\r\n\r\n"
+
+
+async def head_twice(server: ScriptedServer, pause: float = 0.0) -> tuple[tuple[int, int], int]:
+    """HEAD ``/a`` then ``/b`` (``pause`` seconds apart): the statuses, connections opened."""
+    client, pool = lean_client()
+    async with client:
+        first = await client.head(f"http://127.0.0.1:{server.port}/a")
+        if pause:
+            await anyio.sleep(pause)
+        second = await client.head(f"http://127.0.0.1:{server.port}/b")
+    return (first.status_code, second.status_code), pool.connections_opened
 
 
 @pytest.fixture
@@ -128,13 +71,10 @@ def scripted() -> Iterator[type[ScriptedServer]]:
 async def test_connection_close_is_honoured(scripted: type[ScriptedServer]) -> None:
     closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
     with scripted([closing, OK]) as server:
-        client, pool = lean_client()
-        async with client:
-            first = await client.head(f"http://127.0.0.1:{server.port}/a")
-            second = await client.head(f"http://127.0.0.1:{server.port}/b")
-    assert (first.status_code, second.status_code) == (200, 200)
+        statuses, opened = await head_twice(server)
+    assert statuses == (200, 200)
     assert server.connections == 2
-    assert pool.connections_opened == 2
+    assert opened == 2
 
 
 async def test_an_interim_answer_is_skipped(scripted: type[ScriptedServer]) -> None:
@@ -150,13 +90,10 @@ async def test_an_idle_connection_the_server_closed_is_not_reused(
     scripted: type[ScriptedServer],
 ) -> None:
     with scripted([OK, OK], close_after=0.05) as server:
-        client, pool = lean_client()
-        async with client:
-            first = await client.head(f"http://127.0.0.1:{server.port}/a")
-            await anyio.sleep(0.3)  # the server has closed the idle connection by now
-            second = await client.head(f"http://127.0.0.1:{server.port}/b")
-    assert (first.status_code, second.status_code) == (200, 200)
-    assert pool.connections_opened == 2
+        # the server has closed the idle connection by the second HEAD
+        statuses, opened = await head_twice(server, pause=0.3)
+    assert statuses == (200, 200)
+    assert opened == 2
     assert server.connections == 2
 
 
@@ -182,12 +119,9 @@ async def test_bytes_after_the_header_block_retire_the_connection(
     scripted: type[ScriptedServer],
 ) -> None:
     with scripted([OK + b"junk", OK]) as server:
-        client, pool = lean_client()
-        async with client:
-            first = await client.head(f"http://127.0.0.1:{server.port}/a")
-            second = await client.head(f"http://127.0.0.1:{server.port}/b")
-    assert (first.status_code, second.status_code) == (200, 200)
-    assert pool.connections_opened == 2
+        statuses, opened = await head_twice(server)
+    assert statuses == (200, 200)
+    assert opened == 2
     assert server.connections == 2
 
 

@@ -94,6 +94,25 @@ def resolve_via(
     return code, out, err, locks(out_dir)
 
 
+def same_as_direct(setup: Setup, result: tuple[int, str, str, dict[str, bytes]]) -> str:
+    """Assert a :func:`resolve_via` result succeeded with the direct run's output and locks;
+    its stderr."""
+    code, out, err, written = result
+    assert code == 0, err
+    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    return err
+
+
+def served_without_upstream(
+    setup: Setup, tmp_path: Path, capfd: pytest.CaptureFixture[str], *flags: str
+) -> str:
+    """Resolve through ``flags`` once (the cache warms), stop the upstream, resolve again:
+    the direct run's output and locks (asserted); the second run's stderr."""
+    resolve_via(setup, tmp_path, capfd, *flags)
+    setup.upstream.stop()
+    return same_as_direct(setup, resolve_via(setup, tmp_path, capfd, *flags))
+
+
 def last_line(err: str) -> str:
     """The closing line of ``-v``'s log (the resolve result lines may follow it)."""
     return [line for line in err.splitlines() if " HTTP requests (" in line][-1]
@@ -130,11 +149,12 @@ def test_a_mirrors_404_falls_back_to_the_upstream(
 ) -> None:
     empty = registry_factory()  # a mirror that has none of the images
     mark = setup.upstream.mark()
-    code, out, err, written = resolve_via(
-        setup, tmp_path, capfd, f"--registry-mirror={setup.upstream.host}={empty.host}"
+    err = same_as_direct(
+        setup,
+        resolve_via(
+            setup, tmp_path, capfd, f"--registry-mirror={setup.upstream.host}={empty.host}"
+        ),
     )
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
     assert empty.count_requests("HEAD", "/manifests/", status=404) == len(IMAGES)
     assert setup.upstream.count_requests("HEAD", "/manifests/", since=mark) == len(IMAGES)
     assert f"{empty.host} answered 404; trying {setup.upstream.host}" in err
@@ -165,15 +185,16 @@ def test_an_unreachable_mirror_falls_back_and_is_not_tried_again(
     setup: Setup, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     setup.mirror.stop()  # its port now refuses connections
-    code, out, err, written = resolve_via(
+    err = same_as_direct(
         setup,
-        tmp_path,
-        capfd,
-        f"--registry-mirror={setup.upstream.host}={setup.mirror.host}",
-        "--registry-retry-count=1",
+        resolve_via(
+            setup,
+            tmp_path,
+            capfd,
+            f"--registry-mirror={setup.upstream.host}={setup.mirror.host}",
+            "--registry-retry-count=1",
+        ),
     )
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
     assert f"{setup.mirror.host} unreachable" in err
     assert f"by host: {setup.upstream.host} {len(IMAGES)}" in last_line(err)
 
@@ -188,11 +209,7 @@ def test_environment_variable_names_mirrors(
         "LOCKRESOLVE_REGISTRY_MIRRORS",
         f"ghcr.io=127.0.0.1:1,{setup.upstream.host}={setup.mirror.host}",
     )
-    resolve_via(setup, tmp_path, capfd)  # warm
-    setup.upstream.stop()
-    code, out, err, written = resolve_via(setup, tmp_path, capfd)
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    served_without_upstream(setup, tmp_path, capfd)
 
 
 def test_a_path_prefixed_mirror(
@@ -205,14 +222,15 @@ def test_a_path_prefixed_mirror(
     prefixed = registry_factory()
     seed(prefixed, IMAGES, prefix="cache/upstream")
     setup.upstream.stop()
-    code, out, err, written = resolve_via(
+    same_as_direct(
         setup,
-        tmp_path,
-        capfd,
-        f"--registry-mirror={setup.upstream.host}={prefixed.host}/cache/upstream",
+        resolve_via(
+            setup,
+            tmp_path,
+            capfd,
+            f"--registry-mirror={setup.upstream.host}={prefixed.host}/cache/upstream",
+        ),
     )
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
     assert prefixed.count_requests("HEAD", "/v2/cache/upstream/team/app/manifests/v1") == 1
 
 
@@ -227,11 +245,7 @@ def test_hosts_toml_directory(
         f'[host."http://{setup.mirror.host}"]\n  capabilities = ["pull", "resolve"]\n'
     )
     flag = f"--registry-hosts-dir={tmp_path / 'certs.d'}"
-    resolve_via(setup, tmp_path, capfd, flag)  # warm
-    setup.upstream.stop()
-    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    served_without_upstream(setup, tmp_path, capfd, flag)
     # containerd names the registry to a mirror with ?ns=
     assert any(
         e.query.get("ns") == [setup.upstream.host]
@@ -249,11 +263,9 @@ def test_hosts_toml_pull_only_mirror_does_not_resolve_tags(
         f'[host."http://{setup.mirror.host}"]\n  capabilities = ["pull"]\n'
     )
     mark = setup.upstream.mark()
-    code, out, err, written = resolve_via(
-        setup, tmp_path, capfd, f"--registry-hosts-dir={tmp_path / 'certs.d'}"
+    same_as_direct(
+        setup, resolve_via(setup, tmp_path, capfd, f"--registry-hosts-dir={tmp_path / 'certs.d'}")
     )
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
     assert setup.mirror.count_requests("HEAD", "/manifests/") == 0
     assert setup.upstream.count_requests("HEAD", "/manifests/", since=mark) == len(IMAGES)
 
@@ -266,11 +278,7 @@ def test_registries_conf(setup: Setup, tmp_path: Path, capfd: pytest.CaptureFixt
         f'[[registry.mirror]]\nlocation = "{setup.mirror.host}"\ninsecure = true\n'
     )
     flag = f"--registries-conf={conf}"
-    resolve_via(setup, tmp_path, capfd, flag)  # warm
-    setup.upstream.stop()
-    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    served_without_upstream(setup, tmp_path, capfd, flag)
 
 
 def test_registries_conf_blocked_upstream_uses_only_its_mirrors(
@@ -307,18 +315,12 @@ def test_credentials_are_those_of_the_mirror_contacted(
     guarded = registry_factory(auth="basic", proxy_remote=setup.upstream.url)
     flag = f"--registry-mirror={setup.upstream.host}={guarded.host}"
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-config"))
-    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    err = same_as_direct(setup, resolve_via(setup, tmp_path, capfd, flag))
     assert f"{guarded.host} answered 401; trying {setup.upstream.host}" in err
 
     guarded.write_docker_config(tmp_path / "docker")
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    resolve_via(setup, tmp_path, capfd, flag)  # warm the cache
-    setup.upstream.stop()
-    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    err = served_without_upstream(setup, tmp_path, capfd, flag)
     assert guarded.count_requests("HEAD", "/manifests/", status=200) == 2 * len(IMAGES)
     assert guarded.password is not None and guarded.password not in err
 
@@ -339,9 +341,5 @@ def test_hosts_toml_tls_settings_of_a_mirror(
         f'[host."https://{secure.host}"]\n  {trust.format(ca=str(secure.ca_path))}\n'
     )
     flag = f"--registry-hosts-dir={tmp_path / 'certs.d'}"
-    resolve_via(setup, tmp_path, capfd, flag)  # warm
-    setup.upstream.stop()
-    code, out, err, written = resolve_via(setup, tmp_path, capfd, flag)
-    assert code == 0, err
-    assert (out, written) == (setup.direct_out, setup.direct_locks)
+    err = served_without_upstream(setup, tmp_path, capfd, flag)
     assert f"HEAD https://{secure.host}/v2/team/app/manifests/v1" in err

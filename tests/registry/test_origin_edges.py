@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
@@ -47,23 +48,41 @@ def basic_client(httpx_mock: HTTPXMock) -> RegistryClient:
     return RegistryClient(TransportPolicy(retries=0), keychain, sleep=_no_sleep)
 
 
-async def test_an_upload_location_on_another_host_gets_no_credentials(
-    httpx_mock: HTTPXMock,
-) -> None:
-    # The other host even asks for them with a challenge of its own: it gets none.
+def upload_session_at(httpx_mock: HTTPXMock, location: str) -> None:
+    """registry.example starts a blob upload at ``location``."""
     httpx_mock.add_response(
         method="POST",
         url=f"{BASE}/v2/app/blobs/uploads/",
         status_code=202,
-        headers={"Location": "https://uploads.other.example/session/1"},
+        headers={"Location": location},
     )
+
+
+def challenge_from(httpx_mock: HTTPXMock, method: str, url: str, optional: bool = False) -> None:
+    """``url`` (on another host) asks for credentials with a Basic challenge of its own."""
     httpx_mock.add_response(
-        method="PUT",
-        url=f"https://uploads.other.example/session/1?digest={QDIGEST}",
+        method=method,
+        url=url,
         status_code=401,
         headers={"WWW-Authenticate": 'Basic realm="give me yours"'},
-        is_optional=True,
+        is_optional=optional,
         is_reusable=True,
+    )
+
+
+def assert_none_sent_to(requests: list[httpx.Request], host: str) -> None:
+    """Requests went to ``host``, and none of them carried an Authorization header."""
+    to_other = [r for r in requests if r.url.host == host]
+    assert to_other and not any("authorization" in r.headers for r in to_other)
+
+
+async def test_an_upload_location_on_another_host_gets_no_credentials(
+    httpx_mock: HTTPXMock,
+) -> None:
+    # The other host even asks for them with a challenge of its own: it gets none.
+    upload_session_at(httpx_mock, "https://uploads.other.example/session/1")
+    challenge_from(
+        httpx_mock, "PUT", f"https://uploads.other.example/session/1?digest={QDIGEST}", True
     )
     async with basic_client(httpx_mock) as c:
         assert not await c.blob_exists("registry.example", "app", DIGEST)
@@ -72,19 +91,13 @@ async def test_an_upload_location_on_another_host_gets_no_credentials(
     requests = httpx_mock.get_requests()
     post = next(r for r in requests if r.method == "POST")
     assert "authorization" in post.headers
-    to_other = [r for r in requests if r.url.host == "uploads.other.example"]
-    assert to_other and not any("authorization" in r.headers for r in to_other)
+    assert_none_sent_to(requests, "uploads.other.example")
 
 
 async def test_an_upload_location_on_the_registry_keeps_its_credentials(
     httpx_mock: HTTPXMock,
 ) -> None:
-    httpx_mock.add_response(
-        method="POST",
-        url=f"{BASE}/v2/app/blobs/uploads/",
-        status_code=202,
-        headers={"Location": "/v2/app/blobs/uploads/u1"},
-    )
+    upload_session_at(httpx_mock, "/v2/app/blobs/uploads/u1")
     httpx_mock.add_response(
         method="PUT", url=f"{BASE}/v2/app/blobs/uploads/u1?digest={QDIGEST}", status_code=201
     )
@@ -102,21 +115,14 @@ async def test_a_tag_page_on_another_host_gets_no_credentials(httpx_mock: HTTPXM
         json={"tags": ["a"]},
         headers={"Link": '<https://pages.other.example/v2/app/tags/list?last=a>; rel="next"'},
     )
-    httpx_mock.add_response(
-        method="GET",
-        url="https://pages.other.example/v2/app/tags/list?last=a",
-        status_code=401,
-        headers={"WWW-Authenticate": 'Basic realm="give me yours"'},
-        is_reusable=True,
-    )
+    challenge_from(httpx_mock, "GET", "https://pages.other.example/v2/app/tags/list?last=a")
     async with basic_client(httpx_mock) as c:
         assert not await c.blob_exists("registry.example", "app", DIGEST)
         with pytest.raises(AuthError):
             await c.list_tags("registry.example", "app")
     gets = [r for r in httpx_mock.get_requests() if r.method == "GET"]
     assert "authorization" in gets[0].headers
-    to_other = [r for r in gets if r.url.host == "pages.other.example"]
-    assert to_other and not any("authorization" in r.headers for r in to_other)
+    assert_none_sent_to(gets, "pages.other.example")
 
 
 async def test_a_blob_redirect_from_https_to_http_on_the_same_host_drops_credentials(

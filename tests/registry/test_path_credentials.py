@@ -5,8 +5,6 @@ different repositories to different users."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,10 +12,21 @@ import pytest
 
 from tests.conftest import RegistryFactory
 from tests.robustness.helpers import run_cli, seed_tags
+from tests.support.credentials import (
+    basic_auth_entry,
+    install_credential_helper,
+    isolate_credentials,
+    set_env,
+    write_docker_config,
+    write_image_inputs,
+)
 from tests.support.registry import Registry, skopeo_inspect_raw
 
 USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "dave": "dave-pw-3", "carol": "carol-pw-4"}
 GRANTS = {"alice": "team-a/", "bob": "team-b/", "dave": "team-a/special/"}
+THREE_REPOS = ["team-a/app", "team-a/special/app", "team-b/app"]
+#: who asked for each of THREE_REPOS when every path has its own credential
+EACH_BY_ITS_OWNER = {"team-a/app": {"alice"}, "team-a/special/app": {"dave"}, "team-b/app": {"bob"}}
 
 
 def _policy(account: str | None, kind: str, name: str) -> Iterable[str]:
@@ -42,22 +51,13 @@ def team_registry(registry_factory: RegistryFactory) -> Registry:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("LOCKRESOLVE_", "KBLD_", "IMGPKG_", "DOCKER_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    return tmp_path
+    return isolate_credentials(monkeypatch, tmp_path)
 
 
 def _resolve(
     reg: Registry, tmp_path: Path, capfd: pytest.CaptureFixture[str], repos: list[str]
 ) -> None:
-    src = tmp_path / "in.yml"
-    src.write_text(
-        "".join(f"i{n}: {{image: {reg.host}/{r}:1}}\n---\n" for n, r in enumerate(repos))
-    )
+    src = write_image_inputs(tmp_path, [f"{reg.host}/{r}:1" for r in repos])
     res = run_cli(["-f", str(src)], capfd)
     assert res.code == 0, res.err
     assert not any(secret in res.err + res.out for secret in USERS.values())
@@ -95,14 +95,9 @@ def test_environment_groups_with_paths_longest_prefix_first(
         "IMGPKG_REGISTRY_USERNAME": "carol",
         "IMGPKG_REGISTRY_PASSWORD": USERS["carol"],
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    _resolve(team_registry, clean_env, capfd, ["team-a/app", "team-a/special/app", "team-b/app"])
-    assert _who_asked(team_registry) == {
-        "team-a/app": {"alice"},
-        "team-a/special/app": {"dave"},
-        "team-b/app": {"bob"},
-    }
+    set_env(monkeypatch, env)
+    _resolve(team_registry, clean_env, capfd, THREE_REPOS)
+    assert _who_asked(team_registry) == EACH_BY_ITS_OWNER
 
 
 def test_imgpkg_hostname_with_a_path_is_used(
@@ -122,33 +117,20 @@ def test_imgpkg_hostname_with_a_path_is_used(
 def test_docker_config_auths_keys_with_paths(
     team_registry: Registry, clean_env: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    import base64
-
     host = team_registry.host
 
     def auth(user: str) -> dict[str, str]:
-        return {"auth": base64.b64encode(f"{user}:{USERS[user]}".encode()).decode()}
+        return basic_auth_entry(user, USERS[user])
 
-    config = clean_env / "docker" / "config.json"
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        json.dumps(
-            {
-                "auths": {
-                    host: auth("carol"),
-                    f"{host}/team-a": auth("alice"),
-                    f"{host}/team-a/special": auth("dave"),
-                    f"{host}/team-b": auth("bob"),
-                }
-            }
-        )
-    )
-    _resolve(team_registry, clean_env, capfd, ["team-a/app", "team-a/special/app", "team-b/app"])
-    assert _who_asked(team_registry) == {
-        "team-a/app": {"alice"},
-        "team-a/special/app": {"dave"},
-        "team-b/app": {"bob"},
+    auths = {
+        host: auth("carol"),
+        f"{host}/team-a": auth("alice"),
+        f"{host}/team-a/special": auth("dave"),
+        f"{host}/team-b": auth("bob"),
     }
+    write_docker_config(clean_env / "docker", {"auths": auths})
+    _resolve(team_registry, clean_env, capfd, THREE_REPOS)
+    assert _who_asked(team_registry) == EACH_BY_ITS_OWNER
 
 
 def test_credential_helpers_are_asked_for_the_repository_first(
@@ -159,10 +141,10 @@ def test_credential_helpers_are_asked_for_the_repository_first(
 ) -> None:
     host = team_registry.host
     log = clean_env / "helper.log"
-    bin_dir = clean_env / "bin"
-    bin_dir.mkdir()
-    helper = bin_dir / "docker-credential-paths"
-    helper.write_text(
+    install_credential_helper(
+        monkeypatch,
+        clean_env,
+        "paths",
         "#!/bin/sh\n"
         "read server\n"
         f'echo "$server" >> {log}\n'
@@ -170,13 +152,9 @@ def test_credential_helpers_are_asked_for_the_repository_first(
         f'  {host}/team-a/*) echo \'{{"Username":"alice","Secret":"{USERS["alice"]}"}}\' ;;\n'
         f'  {host}/team-b/*) echo \'{{"Username":"bob","Secret":"{USERS["bob"]}"}}\' ;;\n'
         "  *) echo 'credentials not found in native keychain'; exit 1 ;;\n"
-        "esac\n"
+        "esac\n",
     )
-    helper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    config = clean_env / "docker" / "config.json"
-    config.parent.mkdir(parents=True)
-    config.write_text(json.dumps({"credsStore": "paths"}))
+    write_docker_config(clean_env / "docker", {"credsStore": "paths"})
     _resolve(team_registry, clean_env, capfd, ["team-a/app", "team-b/app"])
     assert _who_asked(team_registry) == {"team-a/app": {"alice"}, "team-b/app": {"bob"}}
     assert sorted(log.read_text().split()) == [f"{host}/team-a/app", f"{host}/team-b/app"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import anyio
 import httpx
@@ -15,6 +15,7 @@ from lockresolve.reference import Reference
 from lockresolve.registry.client import RegistryClient
 from lockresolve.registry.pool import LeanPool, LeanTransport
 from lockresolve.registry.transport import TransportPolicy
+from tests.support.leanpool import ScriptedServer, lean_client
 from tests.support.registry import Registry
 
 pytestmark = pytest.mark.anyio
@@ -23,21 +24,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def lean_client(
-    ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
-    *,
-    max_connections: int = 8,
-    max_idle: int = 8,
-) -> tuple[httpx.AsyncClient, LeanPool]:
-    pool = LeanPool(
-        ssl_context=ssl_context or ssl.create_default_context(),
-        max_connections=max_connections,
-        max_keepalive_connections=max_idle,
-        keepalive_expiry=60.0,
-    )
-    return httpx.AsyncClient(transport=LeanTransport(pool), timeout=10.0), pool
 
 
 async def get_concurrently(client: httpx.AsyncClient, url: str, times: int) -> list[int]:
@@ -80,52 +66,14 @@ async def test_idle_connections_beyond_the_keepalive_limit_are_closed(registry: 
         assert pool.connections_opened == opened
 
 
-class _HangUpServer:
-    """HTTP/1.1 that answers each request with keep-alive, then closes the socket
-    ``hang_up_after`` seconds later: what a registry's idle timeout does."""
-
-    def __init__(self, hang_up_after: float) -> None:
-        self.hang_up_after = hang_up_after
-        self.connections = 0
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> _HangUpServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._sock.close()
-        self._thread.join(5)
-
-    def _serve(self) -> None:
-        self._sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            self._stop.wait(self.hang_up_after)
+KEEP_ALIVE_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 async def test_a_connection_the_server_hung_up_is_not_reused() -> None:
     client, pool = lean_client()
-    with _HangUpServer(hang_up_after=0.05) as server:
+    # each connection answers once with keep-alive, then hangs up 50 ms later: what a
+    # registry's idle timeout does
+    with ScriptedServer([KEEP_ALIVE_OK, KEEP_ALIVE_OK], close_after=0.05) as server:
         async with client:
             first = await client.get(f"http://127.0.0.1:{server.port}/")
             await anyio.sleep(0.3)  # the server has closed the idle connection by now

@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 
 from tests.resolve.test_check_update import deployment, push_tag
-from tests.resolve.test_kustomize import lock_of
+from tests.support import splitimages
 from tests.support.cli import run_cli
 from tests.support.conformance import corpus_dir
 from tests.support.registry import Registry
+from tests.support.splitimages import lock_of, push_tags, write_lines
 
 
 def prefix_for(request: pytest.FixtureRequest) -> str:
-    return "helm/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    return splitimages.prefix_for("helm", request)
 
 
 def overrides(path: Path, mapping: dict[str, str]) -> Path:
@@ -46,10 +47,7 @@ def test_corpus_cert_manager_chart_values(
     pebble = work / "pebble/chart/values.yaml"
     webhook = work / "samplewebhook/chart/values.yaml"
     main = work / "cert-manager/values.yaml"  # repository "" and no tag: not an image map
-    digests = {
-        name: push_tag(registry, f"{prefix}/{name}", "local", f"{prefix}-{name}")
-        for name in ("pebble", "samplewebhook")
-    }
+    digests = push_tags(registry, prefix, [("pebble", "local"), ("samplewebhook", "local")])
     config = overrides(
         tmp_path / "kbld.yml",
         {f"local/{n}:local": f"{registry.host}/{prefix}/{n}:local" for n in digests},
@@ -148,13 +146,9 @@ def test_hand_written_keeps_comments_quotes_and_line_endings(
     newline: str,
 ) -> None:
     prefix = prefix_for(request)
-    d = {
-        n: push_tag(registry, f"{prefix}/{n}", t, f"{prefix}-{n}")
-        for n, t in [("app", "1.0"), ("side", "2.0"), ("flow", "v3")]
-    }
+    d = push_tags(registry, prefix, [("app", "1.0"), ("side", "2.0"), ("flow", "v3")])
     text = HAND.format(reg=registry.host, prefix=prefix, pinned=d["app"])
-    path = tmp_path / "values.yaml"
-    path.write_bytes(text.replace("\n", newline).encode())
+    path = write_lines(tmp_path / "values.yaml", text, newline)
     mark = registry.mark()
     out, lock = lock_of(capfd, tmp_path, path, extra=("--helm-values",))
     want = (

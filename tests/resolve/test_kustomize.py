@@ -9,31 +9,23 @@ the joined reference written as a plain ``image:``.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.resolve.test_check_update import deployment, push_tag
+from tests.support import splitimages
 from tests.support.cli import run_cli
 from tests.support.conformance import corpus_dir
 from tests.support.registry import Registry
+from tests.support.splitimages import lock_of, push_tags, write_lines
+
+KUSTOMIZATION = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
 
 
 def prefix_for(request: pytest.FixtureRequest) -> str:
-    return "kz/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
-
-
-def lock_of(
-    capfd: pytest.CaptureFixture[str], tmp_path: Path, *inputs: Path, extra: tuple[str, ...] = ()
-) -> tuple[str, str]:
-    """(stdout, lock text) of ``lockresolve -f … --imgpkg-lock-output``; fails on exit != 0."""
-    lock = tmp_path / f"lock-{len(list(tmp_path.iterdir()))}.yml"
-    argv = [a for p in inputs for a in ("-f", str(p))]
-    code, out, err = run_cli([*argv, "--imgpkg-lock-output", str(lock), *extra], capfd)
-    assert code == 0, err
-    return out, lock.read_text()
+    return splitimages.prefix_for("kz", request)
 
 
 def test_corpus_component_and_overlay(
@@ -111,15 +103,11 @@ def test_hand_written_keeps_comments_quotes_and_line_endings(
     kind: str,
 ) -> None:
     prefix = prefix_for(request)
-    d = {
-        n: push_tag(registry, f"{prefix}/{n}", t, f"{prefix}-{n}")
-        for n, t in [("app", "1.0"), ("worker", "2.0"), ("sidecar", "v3")]
-    }
+    d = push_tags(registry, prefix, [("app", "1.0"), ("worker", "2.0"), ("sidecar", "v3")])
     text = HAND.format(reg=registry.host, prefix=prefix).replace(
         "kind: Kustomization", f"kind: {kind}"
     )
-    path = tmp_path / "kustomization.yaml"
-    path.write_bytes(text.replace("\n", newline).encode())
+    path = write_lines(tmp_path / "kustomization.yaml", text, newline)
     out, lock = lock_of(capfd, tmp_path, path, extra=("--kustomize",))
     want = (
         text.replace(
@@ -147,10 +135,7 @@ def test_entry_that_cannot_join_is_an_error_with_file_and_line(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "kustomization.yaml"
-    path.write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
-        "- name: app\n  newTag: 1.10\n"
-    )
+    path.write_text(KUSTOMIZATION + "images:\n- name: app\n  newTag: 1.10\n")
     code, out, err = run_cli(["-f", str(path), "--kustomize"], capfd)
     assert (code, out) == (1, "")
     assert err == (
@@ -177,7 +162,7 @@ def test_missing_image_fails_with_file_and_line_and_check_reports_the_lock(
     push_tag(registry, f"{prefix}/app", "1.0", f"{prefix}-app")
     path = tmp_path / "kustomization.yaml"
     text = (
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+        KUSTOMIZATION + "images:\n"
         f"- name: app\n  newName: {registry.host}/{prefix}/app\n  newTag: '1.0'\n"
         f"- name: gone\n  newName: {registry.host}/{prefix}/gone\n  newTag: '9'\n"
     )
@@ -214,10 +199,7 @@ def test_pinned_file_lifecycle_with_lock_update_and_edited_tag(
     v1 = push_tag(registry, f"{prefix}/app", "1.0", f"{prefix}-1")
     path = tmp_path / "kustomization.yaml"
     lock = tmp_path / "images.yml"
-    path.write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
-        f"- name: app\n  newName: {repo}\n  newTag: '1.0'\n"
-    )
+    path.write_text(KUSTOMIZATION + f"images:\n- name: app\n  newName: {repo}\n  newTag: '1.0'\n")
     argv = ["-f", str(path), "--kustomize", "--imgpkg-lock-output", str(lock)]
 
     def run(*extra: str) -> str:
@@ -264,7 +246,7 @@ def test_a_tag_given_by_an_alias_is_refused_with_its_own_line(
     push_tag(registry, f"{prefix}/app", "1", "alias-1")
     path = tmp_path / "kustomization.yaml"
     text = (
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nx: &t '1'\n"
+        KUSTOMIZATION + "x: &t '1'\n"
         f"images:\n- name: app\n  newName: {registry.host}/{prefix}/app\n  newTag: *t\n"
     )
     path.write_text(text)

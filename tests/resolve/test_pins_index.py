@@ -24,15 +24,28 @@ from tests.support.conformance import push_manifest
 from tests.support.registry import Registry
 
 
-def override(repo: str, constraints: str) -> str:
-    return (
+def override(repo: str, constraints: str | None) -> str:
+    """A kbld Config: ``app`` is ``repo``, its tag selected by semver ``constraints``
+    (no tagSelection when None)."""
+    text = (
         "---\napiVersion: kbld.k14s.io/v1alpha1\nkind: Config\noverrides:\n"
         f"- image: app\n  newImage: {repo}\n"
-        f"  tagSelection:\n    semver:\n      constraints: {constraints!r}\n"
     )
+    if constraints is not None:
+        text += f"  tagSelection:\n    semver:\n      constraints: {constraints!r}\n"
+    return text
 
 
 POD = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - image: app\n"
+
+
+def pod_and_config(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """POD written; the config and lock paths, and the arguments resolving with both."""
+    (tmp_path / "pod.yml").write_text(POD)
+    config = tmp_path / "kbld.yml"
+    lock = tmp_path / "images.yml"
+    args = ["-f", str(tmp_path / "pod.yml"), "-f", str(config), "--imgpkg-lock-output", str(lock)]
+    return config, lock, args
 
 
 def test_tightened_constraint_re_resolves_the_pin_and_check_reports_it(
@@ -41,10 +54,7 @@ def test_tightened_constraint_re_resolves_the_pin_and_check_reports_it(
     repo = f"{registry.host}/pins/semver"
     old = push_tag(registry, "pins/semver", "1.0.0", "semver-1")
     new = push_tag(registry, "pins/semver", "2.0.0", "semver-2")
-    (tmp_path / "pod.yml").write_text(POD)
-    config = tmp_path / "kbld.yml"
-    lock = tmp_path / "images.yml"
-    args = ["-f", str(tmp_path / "pod.yml"), "-f", str(config), "--imgpkg-lock-output", str(lock)]
+    config, lock, args = pod_and_config(tmp_path)
     config.write_text(override(repo, "<2.0.0"))
     code, _, err = run_cli(args, capfd)
     assert code == 0, err
@@ -77,17 +87,11 @@ def test_pin_made_by_a_tag_selection_is_dropped_with_the_selection(
     repo = f"{registry.host}/pins/dropped"
     old = push_tag(registry, "pins/dropped", "1.0.0", "dropped-1")
     latest = push_tag(registry, "pins/dropped", "latest", "dropped-latest")
-    (tmp_path / "pod.yml").write_text(POD)
-    config = tmp_path / "kbld.yml"
-    lock = tmp_path / "images.yml"
-    args = ["-f", str(tmp_path / "pod.yml"), "-f", str(config), "--imgpkg-lock-output", str(lock)]
+    config, lock, args = pod_and_config(tmp_path)
     config.write_text(override(repo, ">=1.0.0"))
     assert run_cli(args, capfd)[0] == 0
     assert f"{repo}@{old}" in lock.read_text()
-    config.write_text(
-        "---\napiVersion: kbld.k14s.io/v1alpha1\nkind: Config\noverrides:\n"
-        f"- image: app\n  newImage: {repo}\n"
-    )
+    config.write_text(override(repo, None))
     code, _, err = run_cli([*args, "--check"], capfd)
     assert code == 1
     assert f"  ~ app: {repo}@{old} -> {repo}@{latest}" in err

@@ -4,13 +4,19 @@ variables are reported once, at start-up. Against the real htpasswd registry."""
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.robustness.helpers import run_cli, seed_tags, tally
+from tests.robustness.helpers import CliResult, run_cli, seed_tags, tally
+from tests.support.credentials import (
+    basic_auth_entry,
+    install_credential_helper,
+    isolate_credentials,
+    set_env,
+    write_docker_config,
+    write_image_inputs,
+)
 from tests.support.registry import Registry
 
 WRONG = "wrong-pass-0xDEADBEEF"
@@ -19,21 +25,17 @@ WRONG = "wrong-pass-0xDEADBEEF"
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No credentials from the test machine: an empty HOME and no Docker config."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("LOCKRESOLVE_", "KBLD_", "IMGPKG_", "DOCKER_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    return tmp_path
+    return isolate_credentials(monkeypatch, tmp_path, "no-docker-config")
 
 
-def _input(tmp_path: Path, refs: list[str]) -> Path:
-    src = tmp_path / "in.yml"
-    src.write_text("".join(f"i{n}: {{image: {ref}}}\n---\n" for n, ref in enumerate(refs)))
-    return src
+def _failing_run(
+    tmp_path: Path, refs: list[str], capfd: pytest.CaptureFixture[str], *flags: str
+) -> CliResult:
+    """``lockresolve -f`` over ``refs`` (and ``flags``), which must exit 1."""
+    src = write_image_inputs(tmp_path, refs)
+    res = run_cli(["-f", str(src), *flags], capfd)
+    assert res.code == 1
+    return res
 
 
 def _failure_lines(err: str) -> list[str]:
@@ -82,11 +84,8 @@ def test_a_refusal_says_what_was_sent_and_from_where(
     env, flags, expected = CASES[case]
     host = basic_registry.host
     seed_tags(basic_registry, "msg/app", ["1"])
-    for name, value in env.items():
-        monkeypatch.setenv(name, value.format(host=host))
-    src = _input(clean_env, [f"{host}/msg/app:1"])
-    res = run_cli(["-f", str(src), *flags], capfd)
-    assert res.code == 1
+    set_env(monkeypatch, {name: value.format(host=host) for name, value in env.items()})
+    res = _failing_run(clean_env, [f"{host}/msg/app:1"], capfd, *flags)
     (line,) = _failure_lines(res.err)
     assert "401 Unauthorized" in line
     assert expected.format(host=host) in line, line
@@ -99,13 +98,10 @@ def test_a_refusal_names_the_docker_config_file(
 ) -> None:
     host = basic_registry.host
     seed_tags(basic_registry, "msg/app", ["1"])
-    config = clean_env / "no-docker-config" / "config.json"
-    config.parent.mkdir(parents=True)
-    raw = base64.b64encode(f"tester:{WRONG}".encode()).decode()
-    config.write_text(json.dumps({"auths": {host: {"auth": raw}}}))
-    src = _input(clean_env, [f"{host}/msg/app:1"])
-    res = run_cli(["-f", str(src)], capfd)
-    assert res.code == 1
+    entry = basic_auth_entry("tester", WRONG)
+    raw = entry["auth"]
+    config = write_docker_config(clean_env / "no-docker-config", {"auths": {host: entry}})
+    res = _failing_run(clean_env, [f"{host}/msg/app:1"], capfd)
     (line,) = _failure_lines(res.err)
     assert f"(sent username 'tester' and a password from Docker config {config})" in line, line
     assert WRONG not in res.err and raw not in res.err
@@ -119,20 +115,14 @@ def test_a_refusal_names_the_credential_helper(
 ) -> None:
     host = basic_registry.host
     seed_tags(basic_registry, "msg/app", ["1"])
-    bin_dir = clean_env / "bin"
-    bin_dir.mkdir()
-    helper = bin_dir / "docker-credential-wrongpw"
-    helper.write_text(
-        f'#!/bin/sh\ncat >/dev/null\necho \'{{"Username":"tester","Secret":"{WRONG}"}}\'\n'
+    install_credential_helper(
+        monkeypatch,
+        clean_env,
+        "wrongpw",
+        f'#!/bin/sh\ncat >/dev/null\necho \'{{"Username":"tester","Secret":"{WRONG}"}}\'\n',
     )
-    helper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
-    config = clean_env / "no-docker-config" / "config.json"
-    config.parent.mkdir(parents=True)
-    config.write_text(json.dumps({"credHelpers": {host: "wrongpw"}}))
-    src = _input(clean_env, [f"{host}/msg/app:1"])
-    res = run_cli(["-f", str(src)], capfd)
-    assert res.code == 1
+    write_docker_config(clean_env / "no-docker-config", {"credHelpers": {host: "wrongpw"}})
+    res = _failing_run(clean_env, [f"{host}/msg/app:1"], capfd)
     (line,) = _failure_lines(res.err)
     assert "from credential helper docker-credential-wrongpw" in line, line
     assert WRONG not in res.err
@@ -149,10 +139,8 @@ def test_a_misspelt_credential_variable_is_one_error_before_any_request(
     monkeypatch.setenv("LOCKRESOLVE_REGISTRY_HOSTNAME", host)
     monkeypatch.setenv("LOCKRESOLVE_REGISTRY_USER", "tester")  # USERNAME, misspelt
     monkeypatch.setenv("LOCKRESOLVE_REGISTRY_PASSWORD", basic_registry.password or "")
-    src = _input(clean_env, [f"{host}/msg/app:{t}" for t in ("1", "2", "3")])
     mark = basic_registry.mark()
-    res = run_cli(["-f", str(src)], capfd)
-    assert res.code == 1
+    res = _failing_run(clean_env, [f"{host}/msg/app:{t}" for t in ("1", "2", "3")], capfd)
     assert res.err_lines == [
         "lockresolve: error: Unknown env variable 'LOCKRESOLVE_REGISTRY_USER' (expected "
         "LOCKRESOLVE_REGISTRY_{HOSTNAME,USERNAME,PASSWORD,IDENTITY_TOKEN,REGISTRY_TOKEN} "
@@ -172,9 +160,7 @@ def test_an_orphaned_group_is_one_warning_at_start_up(
     seed_tags(basic_registry, "msg/app", ["1", "2", "3"])
     monkeypatch.setenv("KBLD_REGISTRY_USERNAME_PROD", "tester")  # no HOSTNAME_PROD
     monkeypatch.setenv("KBLD_REGISTRY_PASSWORD_PROD", WRONG)
-    src = _input(clean_env, [f"{host}/msg/app:{t}" for t in ("1", "2", "3")])
-    res = run_cli(["-f", str(src)], capfd)
-    assert res.code == 1
+    res = _failing_run(clean_env, [f"{host}/msg/app:{t}" for t in ("1", "2", "3")], capfd)
     warnings = [line for line in res.err_lines if "warning" in line]
     assert warnings == [
         "lockresolve: warning: ignoring KBLD_REGISTRY_PASSWORD_PROD, KBLD_REGISTRY_USERNAME_PROD: "
@@ -195,12 +181,9 @@ def test_a_token_that_cannot_be_a_header_is_never_printed(
     # on stderr. Now the refusal names no value, and the run still fails with one line.
     host = token_registry.host
     seed_tags(token_registry, "msg/tok", ["1"])
-    config = clean_env / "no-docker-config" / "config.json"
-    config.parent.mkdir(parents=True)
-    config.write_text(json.dumps({"auths": {host: {"registrytoken": "tok-SECRET-4711\r\n"}}}))
-    src = _input(clean_env, [f"{host}/msg/tok:1"])
-    res = run_cli(["-f", str(src)], capfd)
-    assert res.code == 1
+    auths = {host: {"registrytoken": "tok-SECRET-4711\r\n"}}
+    write_docker_config(clean_env / "no-docker-config", {"auths": auths})
+    res = _failing_run(clean_env, [f"{host}/msg/tok:1"], capfd)
     (line,) = _failure_lines(res.err)
     assert "LocalProtocolError (a header value the HTTP library refuses" in line, line
     assert "SECRET" not in res.err and "SECRET" not in res.out

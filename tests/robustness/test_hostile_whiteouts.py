@@ -46,16 +46,21 @@ def _dir(name: str) -> Member:
     return info, None
 
 
-def push_layers_image(registry: Registry, repo: str, tag: str, tars: list[bytes]) -> str:
-    """Push a plain image with one gzipped layer per tar, diff_ids right, in order."""
+def push_layers_image(
+    registry: Registry,
+    repo: str,
+    tag: str,
+    tars: list[bytes],
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Push an image with one gzipped layer per tar, diff_ids right, in order, and
+    ``labels`` in its config (``dev.carvel.imgpkg.bundle`` makes it a bundle)."""
     layers = [gzip.compress(tar, mtime=0) for tar in tars]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [digest_of(t) for t in tars]},
-        }
-    ).encode()
+    config_doc: dict[str, Any] = {"architecture": "amd64", "os": "linux"}
+    if labels is not None:
+        config_doc["config"] = {"Labels": labels}
+    config_doc["rootfs"] = {"type": "layers", "diff_ids": [digest_of(t) for t in tars]}
+    config = json.dumps(config_doc).encode()
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": DOCKER_MANIFEST,
@@ -144,31 +149,13 @@ def test_hostile_whiteout_in_a_bundle_pull_keeps_the_old_output(
     images = b"apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n"
     first = layer_tar([_dir(".imgpkg"), _file(".imgpkg/images.yml", images), *FIRST_LAYER])
     repo = "robust/whiteout/bundle"
-    layers = [gzip.compress(t, mtime=0) for t in (first, layer_tar([_file(".wh...")]))]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Labels": {"dev.carvel.imgpkg.bundle": "true"}},
-            "rootfs": {
-                "type": "layers",
-                "diff_ids": [digest_of(gzip.decompress(b)) for b in layers],
-            },
-        }
-    ).encode()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": digest_of(config)},
-        "layers": [
-            {"mediaType": DOCKER_LAYER, "size": len(b), "digest": digest_of(b)} for b in layers
-        ],
-    }
-    with registry.client() as client:
-        push_blob(client, repo, config)
-        for blob in layers:
-            push_blob(client, repo, blob)
-        push_manifest(client, repo, "1", DOCKER_MANIFEST, json.dumps(manifest).encode())
+    push_layers_image(
+        registry,
+        repo,
+        "1",
+        [first, layer_tar([_file(".wh...")])],
+        labels={"dev.carvel.imgpkg.bundle": "true"},
+    )
     out = tmp_path / "work" / "out"
     out.mkdir(parents=True)
     (out / "keep.txt").write_text("old output\n")

@@ -21,6 +21,7 @@ import pytest
 from tests.resolve.test_check_update import push_tag
 from tests.robustness.helpers import (
     EXISTING_LOCK,
+    Snapshot,
     cli_command,
     leftovers,
     run_cli,
@@ -46,10 +47,16 @@ def interrupt(
     *,
     method: str,
     path_contains: str,
+    held: int = 1,
+    while_held: Callable[[], None] | None = None,
 ) -> tuple[int, str, str, float]:
-    """Start ``lockresolve ARGS``, wait until the proxy holds a matching request, SIGINT."""
+    """Start ``lockresolve ARGS``, wait until the proxy holds the ``held``-th matching
+    request (the ones before it pass), call ``while_held``, SIGINT."""
+    sequence: list[Fault | None] = [None] * (held - 1)
     proxy.set_plan(
-        FaultPlan(sequence=[Fault.delay(HOLD)], methods={method}, path_contains=path_contains)
+        FaultPlan(
+            sequence=[*sequence, Fault.delay(HOLD)], methods={method}, path_contains=path_contains
+        )
     )
     mark = proxy.mark()
     proc = subprocess.Popen(
@@ -61,13 +68,15 @@ def interrupt(
     )
     try:
         deadline = time.monotonic() + 30
-        while proxy.count_requests(method, path_contains, since=mark) == 0:
+        while proxy.count_requests(method, path_contains, since=mark) < held:
             if proc.poll() is not None:
                 out, err = proc.communicate()
                 pytest.fail(f"exited {proc.returncode} before the held request:\n{err.decode()}")
             assert time.monotonic() < deadline, "the held request never arrived"
             time.sleep(0.01)
         time.sleep(0.05)  # let the client settle into waiting for the answer
+        if while_held is not None:
+            while_held()
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
@@ -85,6 +94,24 @@ def check_interrupted(code: int, err: str, took: float) -> None:
     # one line, as docs/reliability.md says: no blank line before it (click's echo)
     assert err == "lockresolve: interrupted\n", err
     assert took < 10
+
+
+def existing_output(tmp_path: Path, name: str, content: str) -> tuple[Path, Snapshot]:
+    """``tmp_path/out/<name>`` holding ``content`` from an earlier run, and ``out``'s snapshot."""
+    path = tmp_path / "out" / name
+    path.parent.mkdir()
+    path.write_text(content)
+    return path, snapshot(path.parent)
+
+
+def check_left_as_it_was(
+    result: tuple[int, str, str, float], tmp_path: Path, before: Snapshot
+) -> None:
+    """Interrupted (:func:`check_interrupted`), ``tmp_path/out`` as ``before``, no temp files."""
+    code, _, err, took = result
+    check_interrupted(code, err, took)
+    assert snapshot(tmp_path / "out") == before
+    assert leftovers(tmp_path) == []
 
 
 @pytest.fixture
@@ -106,30 +133,22 @@ def pushed(
 
 def test_ctrl_c_during_resolve(proxy: FaultProxy, tmp_path: Path) -> None:
     (tmp_path / "in.yml").write_text(f"kind: Pod\nimage: {proxy.host}/robust/interrupt/app:1\n")
-    lock = tmp_path / "out" / "images.yml"
-    lock.parent.mkdir()
-    lock.write_text(EXISTING_LOCK)
-    before = snapshot(tmp_path / "out")
-    code, out, err, took = interrupt(
+    lock, before = existing_output(tmp_path, "images.yml", EXISTING_LOCK)
+    result = interrupt(
         ["-f", "in.yml", "--imgpkg-lock-output", str(lock)],
         proxy,
         tmp_path,
         method="HEAD",
         path_contains="/manifests/",
     )
-    check_interrupted(code, err, took)
-    assert out == ""
-    assert snapshot(tmp_path / "out") == before
-    assert leftovers(tmp_path) == []
+    check_left_as_it_was(result, tmp_path, before)
+    assert result[1] == ""  # stdout
 
 
 def test_ctrl_c_during_push(proxy: FaultProxy, tmp_path: Path) -> None:
     src = write_bundle_tree(tmp_path / "src")
-    lock = tmp_path / "out" / "bundle.lock.yml"
-    lock.parent.mkdir()
-    lock.write_text("existing bundle lock\n")
-    before = snapshot(tmp_path / "out")
-    code, _, err, took = interrupt(
+    lock, before = existing_output(tmp_path, "bundle.lock.yml", "existing bundle lock\n")
+    result = interrupt(
         [
             "push",
             "-b",
@@ -144,9 +163,7 @@ def test_ctrl_c_during_push(proxy: FaultProxy, tmp_path: Path) -> None:
         method="PUT",
         path_contains="/blobs/uploads/",
     )
-    check_interrupted(code, err, took)
-    assert snapshot(tmp_path / "out") == before
-    assert leftovers(tmp_path) == []
+    check_left_as_it_was(result, tmp_path, before)
 
 
 def test_ctrl_c_during_pull(
@@ -158,17 +175,15 @@ def test_ctrl_c_during_pull(
     (out / "keep.txt").write_text("the old output\n")
     (out / "sub").mkdir()
     (out / "sub" / "data.bin").write_bytes(b"\x00\x01" * 100)
-    before = snapshot(tmp_path / "out")
-    code, _, err, took = interrupt(
+    before = snapshot(out)
+    result = interrupt(
         ["pull", "-b", ref, "-o", str(out), "--force"],
         proxy,
         tmp_path,
         method="GET",
         path_contains="/blobs/",
     )
-    check_interrupted(code, err, took)
-    assert snapshot(out) == before
-    assert leftovers(tmp_path) == []
+    check_left_as_it_was(result, tmp_path, before)
 
 
 def test_ctrl_c_during_layer_download_after_staging_began(
@@ -181,47 +196,28 @@ def test_ctrl_c_during_layer_download_after_staging_began(
     out.mkdir()
     (out / "keep.txt").write_text("the old output\n")
     before = snapshot(out)
-    proxy.set_plan(
-        FaultPlan(sequence=[None, Fault.delay(HOLD)], methods={"GET"}, path_contains="/blobs/")
-    )
-    mark = proxy.mark()
-    proc = subprocess.Popen(
-        cli_command("pull", "-b", ref, "-o", str(out), "--force"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=subprocess_env(tmp_path),
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while proxy.count_requests("GET", "/blobs/", since=mark) < 2:
-            assert proc.poll() is None, proc.communicate()[1].decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        time.sleep(0.05)
+
+    def staging_exists() -> None:
         staging = [p.name for p in tmp_path.iterdir() if ".lockresolve-" in p.name]
         assert staging, "the staging directory should exist while the layer downloads"
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, err_bytes = proc.communicate(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    tally("Ctrl-C interruptions (SIGINT to a subprocess)")
-    check_interrupted(proc.returncode, err_bytes.decode(), took)
-    assert snapshot(out) == before
-    assert leftovers(tmp_path) == []
+
+    result = interrupt(
+        ["pull", "-b", ref, "-o", str(out), "--force"],
+        proxy,
+        tmp_path,
+        method="GET",
+        path_contains="/blobs/",
+        held=2,
+        while_held=staging_exists,
+    )
+    check_left_as_it_was(result, tmp_path, before)
 
 
 def test_ctrl_c_during_copy(
     proxy: FaultProxy, pushed: tuple[str, Path], tmp_path: Path, registry: Registry
 ) -> None:
-    lock = tmp_path / "out" / "copy.lock.yml"
-    lock.parent.mkdir()
-    lock.write_text("existing copy lock\n")
-    before = snapshot(tmp_path / "out")
-    code, _, err, took = interrupt(
+    lock, before = existing_output(tmp_path, "copy.lock.yml", "existing copy lock\n")
+    result = interrupt(
         [
             "copy",
             "-b",
@@ -236,9 +232,7 @@ def test_ctrl_c_during_copy(
         method="PUT",
         path_contains="/manifests/",
     )
-    check_interrupted(code, err, took)
-    assert snapshot(tmp_path / "out") == before
-    assert leftovers(tmp_path) == []
+    check_left_as_it_was(result, tmp_path, before)
 
 
 def test_ctrl_c_during_copy_to_tar_keeps_only_the_resumable_partial_file(

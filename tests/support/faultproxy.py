@@ -44,6 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tests.support.requestlog import RequestLog
+
 __all__ = ["Fault", "FaultKind", "FaultPlan", "FaultProxy", "ProxiedRequest"]
 
 FaultKind = Literal["status", "close", "reset", "truncate", "delay", "headers"]
@@ -289,7 +291,7 @@ class _Upstream:
             self.writer.close()
 
 
-class FaultProxy:
+class FaultProxy(RequestLog[ProxiedRequest]):
     """See the module docs. ``upstream`` is the default target for origin-form requests
     (``http://host:port``; None makes a pure forward proxy)."""
 
@@ -362,18 +364,8 @@ class FaultProxy:
             self._rng = random.Random(self._plan.seed)
 
     @property
-    def requests(self) -> list[ProxiedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
     def request_count(self) -> int:
         """Requests received (including CONNECTs and faulted ones)."""
-        with self._lock:
-            return len(self._requests)
-
-    def mark(self) -> int:
-        """A position in the request record; pass it as ``since=`` to :meth:`count_requests`."""
         with self._lock:
             return len(self._requests)
 
@@ -385,18 +377,16 @@ class FaultProxy:
         status: int | None = None,
         since: int = 0,
     ) -> int:
-        """Requests received (after ``since``), optionally filtered by method, a path
-        containing ``path_contains``, or the status the client got."""
-        n = 0
-        for req in self.requests[since:]:
-            if method is not None and req.method != method.upper():
-                continue
-            if path_contains is not None and path_contains not in req.path:
-                continue
-            if status is not None and req.status != status:
-                continue
-            n += 1
-        return n
+        """Requests received (after ``since``, a :meth:`mark`), optionally filtered by
+        method, a path containing ``path_contains``, or the status the client got."""
+        return self._count_where(
+            since,
+            lambda req: (
+                (method is None or req.method == method.upper())
+                and (path_contains is None or path_contains in req.path)
+                and (status is None or req.status == status)
+            ),
+        )
 
     @property
     def fault_count(self) -> int:
@@ -907,18 +897,22 @@ async def _copy_framed(
         if writer is not None:
             await writer.drain()
 
-    if framing == "none":
-        return
-    if framing == "length":
-        remaining = length
+    async def relay(remaining: int) -> bool:
+        """Pass ``remaining`` bytes on; False once the limit has stopped the copy."""
         while remaining > 0:
             data = await reader.read(min(_CHUNK, remaining))
             if not data:
                 raise asyncio.IncompleteReadError(b"", remaining)
             remaining -= len(data)
             if not emit(data):
-                return
+                return False
             await flush()
+        return True
+
+    if framing == "none":
+        return
+    if framing == "length":
+        await relay(length)
         return
     if framing == "eof":
         while data := await reader.read(_CHUNK):
@@ -945,15 +939,8 @@ async def _copy_framed(
                     break
             await flush()
             return
-        remaining = size
-        while remaining > 0:
-            data = await reader.read(min(_CHUNK, remaining))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", remaining)
-            remaining -= len(data)
-            if not emit(data):
-                return
-            await flush()
+        if not await relay(size):
+            return
         crlf = await reader.readexactly(2)
         if writer is not None:
             writer.write(crlf)

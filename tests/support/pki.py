@@ -17,6 +17,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -76,6 +77,27 @@ def _write_pem(
     return cert_path, key_path
 
 
+def _key_usage(
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
+) -> x509.KeyUsage:
+    """A key usage extension with the named uses only."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
@@ -96,7 +118,7 @@ def _san_entries(hosts: list[str]) -> list[x509.GeneralName]:
 
 
 @dataclass(frozen=True)
-class IssuedCert:
+class _CertAndKey:
     """A certificate and its private key, both in memory and on disk."""
 
     cert: x509.Certificate
@@ -112,19 +134,23 @@ class IssuedCert:
     def cert_der(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.DER)
 
+    @classmethod
+    def save(
+        cls, directory: Path, basename: str, cert: x509.Certificate, key: rsa.RSAPrivateKey
+    ) -> Self:
+        """Write ``<basename>.crt`` and ``<basename>.key`` (mode 0600) in ``directory``."""
+        cert_path, key_path = _write_pem(directory, basename, cert, key)
+        return cls(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+
 
 @dataclass(frozen=True)
-class CertificateAuthority:
+class IssuedCert(_CertAndKey):
+    """A certificate issued by a :class:`CertificateAuthority`, and its key."""
+
+
+@dataclass(frozen=True)
+class CertificateAuthority(_CertAndKey):
     """A self-signed CA that issues server certificates for loopback test servers."""
-
-    cert: x509.Certificate
-    key: rsa.RSAPrivateKey
-    cert_path: Path
-    key_path: Path
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
 
     @classmethod
     def create(cls, directory: Path, name: str = "lockresolve test CA") -> CertificateAuthority:
@@ -135,17 +161,7 @@ class CertificateAuthority:
             _builder(subject, subject, key)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                _key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True),
                 critical=True,
             )
             .add_extension(
@@ -153,8 +169,7 @@ class CertificateAuthority:
             )
             .sign(key, hashes.SHA256())
         )
-        cert_path, key_path = _write_pem(directory, "ca", cert, key)
-        return cls(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+        return cls.save(directory, "ca", cert, key)
 
     def issue_server_cert(
         self,
@@ -172,17 +187,7 @@ class CertificateAuthority:
             .add_extension(x509.SubjectAlternativeName(_san_entries(hosts)), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                _key_usage(digital_signature=True, key_encipherment=True),
                 critical=True,
             )
             .add_extension(
@@ -191,8 +196,7 @@ class CertificateAuthority:
             )
             .sign(self.key, hashes.SHA256())
         )
-        cert_path, key_path = _write_pem(directory, basename, cert, key)
-        return IssuedCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+        return IssuedCert.save(directory, basename, cert, key)
 
 
 def issue_client_cert(
@@ -211,22 +215,12 @@ def issue_client_cert(
         )
         .sign(ca.key, hashes.SHA256())
     )
-    cert_path, key_path = _write_pem(directory, name.replace(" ", "-"), cert, key)
-    return IssuedCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+    return IssuedCert.save(directory, name.replace(" ", "-"), cert, key)
 
 
 @dataclass(frozen=True)
-class SigningCert:
+class SigningCert(_CertAndKey):
     """A self-signed certificate used to sign registry JWTs (the whole rootcertbundle)."""
-
-    cert: x509.Certificate
-    key: rsa.RSAPrivateKey
-    cert_path: Path
-    key_path: Path
-
-    @property
-    def cert_der(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.DER)
 
 
 def load_signing_cert(directory: Path) -> SigningCert:
@@ -253,5 +247,4 @@ def make_signing_cert(directory: Path, name: str = "lockresolve test token signe
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = _write_pem(directory, _SIGNER, cert, key)
-    return SigningCert(cert=cert, key=key, cert_path=cert_path, key_path=key_path)
+    return SigningCert.save(directory, _SIGNER, cert, key)

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from .pki import IssuedCert, SigningCert, make_signing_cert
+from .requestlog import RequestLog
 
 __all__ = [
     "AccessEntry",
@@ -135,7 +136,7 @@ class _Fault:
     retry_after: str | None
 
 
-class TokenServer:
+class TokenServer(RequestLog[TokenRequest]):
     """A threaded token server on 127.0.0.1 (see module docs).
 
     Access control: with no users configured, everyone gets every requested action.
@@ -243,17 +244,6 @@ class TokenServer:
 
     # -- inspection ----------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[TokenRequest]:
-        """A copy of every request received so far (since the last :meth:`reset`)."""
-        with self._lock:
-            return list(self._requests)
-
-    def mark(self) -> int:
-        """A position in the request record; pass it as ``since=`` to :meth:`count`."""
-        with self._lock:
-            return len(self._requests)
-
     def count(
         self,
         scope: str | None = None,
@@ -262,19 +252,17 @@ class TokenServer:
         scope_contains: str | None = None,
         since: int = 0,
     ) -> int:
-        """How many token requests (after ``since``), optionally only those that asked for
-        ``scope`` (exact scope string), a scope containing ``scope_contains``, or got
-        ``status``."""
-        n = 0
-        for req in self.requests[since:]:
-            if scope is not None and scope not in req.scopes:
-                continue
-            if scope_contains is not None and not any(scope_contains in s for s in req.scopes):
-                continue
-            if status is not None and req.status != status:
-                continue
-            n += 1
-        return n
+        """How many token requests (after ``since``, a :meth:`mark`; since the last
+        :meth:`reset`), optionally only those that asked for ``scope`` (exact scope string),
+        a scope containing ``scope_contains``, or got ``status``."""
+        return self._count_where(
+            since,
+            lambda req: (
+                (scope is None or scope in req.scopes)
+                and (scope_contains is None or any(scope_contains in s for s in req.scopes))
+                and (status is None or req.status == status)
+            ),
+        )
 
     @property
     def tokens_issued(self) -> int:
