@@ -554,15 +554,22 @@ def test_hanging_helper_times_out(tmp_path: Path, helper_env: dict[str, str]) ->
     assert "0.5 s" in str(info.value)
 
 
+def _one_helper(tmp_path: Path, name: str, script: str) -> dict[str, str]:
+    """An environment whose PATH starts with a folder holding ``docker-credential-<name>``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / f"docker-credential-{name}"
+    helper.write_text(script)
+    helper.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+
+
 def test_helper_printing_without_end_is_stopped(tmp_path: Path) -> None:
     # A broken (or hostile) helper that never stops printing: its output is not read
     # into memory without bound, and the error says why it was stopped.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    helper = bin_dir / "docker-credential-chatty"
-    helper.write_text("#!/bin/sh\ncat >/dev/null\nexec yes password-like-output\n")
-    helper.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    env = _one_helper(
+        tmp_path, "chatty", "#!/bin/sh\ncat >/dev/null\nexec yes password-like-output\n"
+    )
     kc = keychain(env, config={"credsStore": "chatty"}, tmp_path=tmp_path, timeout=20)
     started = time.monotonic()
     with pytest.raises(CredentialError) as info:
@@ -577,15 +584,12 @@ def test_helper_printing_without_end_is_stopped(tmp_path: Path) -> None:
 def test_helper_answer_on_stdout_with_noise_on_stderr(tmp_path: Path) -> None:
     # Both pipes are read as the helper writes: 200 kB on stderr (more than a pipe
     # holds) does not block it before its answer.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    helper = bin_dir / "docker-credential-noisy"
-    helper.write_text(
+    env = _one_helper(
+        tmp_path,
+        "noisy",
         "#!/bin/sh\ncat >/dev/null\nhead -c 200000 /dev/zero | tr '\\0' w >&2\n"
-        'echo \'{"Username": "u", "Secret": "s"}\'\n'
+        'echo \'{"Username": "u", "Secret": "s"}\'\n',
     )
-    helper.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
     kc = keychain(env, config={"credsStore": "noisy"}, tmp_path=tmp_path)
     assert kc.resolve("gcr.io") == Credential("u", "s")
 
@@ -601,14 +605,11 @@ def test_helper_lookups_for_different_repositories_run_in_parallel(tmp_path: Pat
     """Each repository asks the helper for host/repository: those runs must not queue."""
     from concurrent.futures import ThreadPoolExecutor
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    helper = bin_dir / "docker-credential-slow"
-    helper.write_text(
-        "#!/bin/sh\ncat >/dev/null\nsleep 0.5\necho 'credentials not found'\nexit 1\n"
+    env = _one_helper(
+        tmp_path,
+        "slow",
+        "#!/bin/sh\ncat >/dev/null\nsleep 0.5\necho 'credentials not found'\nexit 1\n",
     )
-    helper.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
     kc = keychain(env, config={"credsStore": "slow"}, tmp_path=tmp_path)
     kc.resolve("gcr.io")  # the host's own answer, once
     start = time.monotonic()
