@@ -20,6 +20,8 @@ async def read_url(http: httpx.AsyncClient, spec: SourceSpec, limit: int = MAX_U
     """The body of ``spec``'s URL (redirects followed); :class:`InputError` naming it otherwise."""
     import httpx
 
+    from lockresolve.registry.errormap import TooLarge, read_capped
+
     too_big = InputError(
         f"larger than {limit // (1024 * 1024)} MiB, refused (not read in part)", source=spec.name
     )
@@ -30,16 +32,9 @@ async def read_url(http: httpx.AsyncClient, spec: SourceSpec, limit: int = MAX_U
                     f"fetching failed: {response.status_code} {response.reason_phrase}",
                     source=spec.name,
                 )
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise too_big
-            parts: list[bytes] = []
-            total = 0
-            async for chunk in response.aiter_bytes():
-                total += len(chunk)
-                if total > limit:
-                    raise too_big
-                parts.append(chunk)
+            try:
+                return await read_capped(response, limit)
+            except TooLarge:
+                raise too_big from None
     except httpx.HTTPError as exc:
         raise InputError(f"fetching failed: {type(exc).__name__}", source=spec.name) from None
-    return b"".join(parts)
