@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.robustness.helpers import run_cli, seed_tags
+from tests.robustness.helpers import copy_through, repo_tags, run_cli, seed_tags
 from tests.support.conformance import push_blob, push_manifest
 from tests.support.registry import Registry, skopeo_inspect_raw
 
@@ -108,11 +108,6 @@ def attached(registry: Registry) -> dict[str, tuple[str, bytes]]:
     return made
 
 
-def _tags(registry: Registry, repo: str) -> set[str]:
-    with registry.client() as client:
-        return set(client.get(f"/v2/{repo}/tags/list").json().get("tags") or [])
-
-
 @pytest.mark.parametrize("route", ["repo", "tar", "oci-layout"])
 def test_att_sbom_and_referrers_travel_with_digests_unchanged(
     route: str,
@@ -124,20 +119,10 @@ def test_att_sbom_and_referrers_travel_with_digests_unchanged(
     src = f"{registry.host}/attach/src:1"
     dst = f"attach/dst-{route}"
     flags = ["--cosign-signatures", "--referrers"]
-    if route == "repo":
-        steps = [["copy", "-i", src, "--to-repo", f"{registry.host}/{dst}", *flags]]
-    else:
-        files = tmp_path / ("t.tar" if route == "tar" else "layout")
-        steps = [
-            ["copy", "-i", src, f"--to-{route}", str(files), *flags],
-            ["copy", f"--{route}", str(files), "--to-repo", f"{registry.host}/{dst}"],
-        ]
-    for args in steps:
-        res = run_cli(args, capfd)
-        assert res.code == 0, res.err
+    copy_through(route, src, f"{registry.host}/{dst}", tmp_path, capfd, flags)
 
     hex_ = attached["image"][0].split(":", 1)[1]
-    tags = _tags(registry, dst)
+    tags = repo_tags(registry, dst)
     for tag in (f"sha256-{hex_}.att", f"sha256-{hex_}.sbom", f"sha256-{hex_}"):
         assert tag in tags, (tag, tags)
         assert skopeo_inspect_raw(f"{dst}:{tag}", registry) == attached[tag][1]
@@ -160,6 +145,6 @@ def test_without_the_flags_nothing_attached_is_copied(
     )
     assert res.code == 0, res.err
     hex_ = attached["image"][0].split(":", 1)[1]
-    assert not {t for t in _tags(registry, "attach/plain") if t.startswith(f"sha256-{hex_}")} - {
-        f"sha256-{hex_}.imgpkg"
-    }
+    assert not {
+        t for t in repo_tags(registry, "attach/plain") if t.startswith(f"sha256-{hex_}")
+    } - {f"sha256-{hex_}.imgpkg"}

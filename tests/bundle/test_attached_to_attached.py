@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.bundle.test_attached_artifacts import OCI_INDEX, OCI_MANIFEST, _artifact, _put, _tags
+from tests.bundle.test_attached_artifacts import OCI_INDEX, OCI_MANIFEST, _artifact, _put
 from tests.fixtures.conformance.signatures.record import cosign_signature_seed
-from tests.robustness.helpers import run_cli, seed_tags
+from tests.robustness.helpers import copy_through, repo_tags, run_cli, seed_tags
 from tests.support.conformance import SeedItem, push_manifest, seed_items
 from tests.support.registry import Registry, skopeo_inspect_raw
 
@@ -90,19 +90,9 @@ def test_a_signed_sbom_and_a_signed_referrer_travel(
     src = f"{registry.host}/{REPO}:1"
     dst = f"nest/dst-{route}"
     flags = ["--cosign-signatures", "--referrers"]
-    if route == "repo":
-        steps = [["copy", "-i", src, "--to-repo", f"{registry.host}/{dst}", *flags]]
-    else:
-        files = tmp_path / ("t.tar" if route == "tar" else "layout")
-        steps = [
-            ["copy", "-i", src, f"--to-{route}", str(files), *flags],
-            ["copy", f"--{route}", str(files), "--to-repo", f"{registry.host}/{dst}"],
-        ]
-    for args in steps:
-        res = run_cli(args, capfd)
-        assert res.code == 0, res.err
+    copy_through(route, src, f"{registry.host}/{dst}", tmp_path, capfd, flags)
 
-    tags = _tags(registry, dst)
+    tags = repo_tags(registry, dst)
     for tag, manifest in nested["expected"].items():
         assert tag in tags, (tag, sorted(tags))
         assert skopeo_inspect_raw(f"{dst}:{tag}", registry) == manifest, tag
@@ -129,5 +119,5 @@ def test_the_walk_stops_at_the_depth_bound(
         ["copy", "-i", src, "--to-repo", f"{registry.host}/{dst}", "--cosign-signatures"], capfd
     )
     assert res.code == 0, res.err
-    tags = _tags(registry, dst)
+    tags = repo_tags(registry, dst)
     assert [t in tags for t in chain] == [True] * MAX_ATTACHED_DEPTH + [False]

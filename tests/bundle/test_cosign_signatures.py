@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import FaultProxyFactory
 from tests.fixtures.conformance.recording import push_bundles_with_lockresolve
 from tests.fixtures.conformance.signatures.record import tags_with_digests
-from tests.robustness.helpers import run_cli
+from tests.robustness.helpers import copy_through, run_cli
 from tests.support.conformance import SeedItem, conformance_dir, seed_items
 from tests.support.faultproxy import Fault, FaultPlan
 from tests.support.registry import Registry, skopeo_inspect_raw
@@ -142,13 +142,9 @@ def test_a_signature_survives_a_tar_and_a_layout_unchanged(
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    files = tmp_path / ("t.tar" if form == "tar" else "layout")
     src = f"{registry.host}/s01/img:1"
-    res = run_cli(["copy", "-i", src, f"--to-{form}", str(files), "--cosign-signatures"], capfd)
-    assert res.code == 0, res.err
     dst = f"s01/through-{form}"
-    res = run_cli(["copy", f"--{form}", str(files), "--to-repo", f"{registry.host}/{dst}"], capfd)
-    assert res.code == 0, res.err
+    copy_through(form, src, f"{registry.host}/{dst}", tmp_path, capfd, ["--cosign-signatures"])
     sig = seeded["sig"]
     tags = tags_with_digests(registry, dst)
     assert tags[sig["reference"]] == sig["digest"]

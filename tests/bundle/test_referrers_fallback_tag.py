@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.bundle.test_attached_artifacts import OCI_INDEX, OCI_MANIFEST, _artifact
-from tests.robustness.helpers import run_cli, seed_tags
+from tests.robustness.helpers import copy_through, run_cli, seed_tags
 from tests.support.conformance import push_blob, push_manifest
 from tests.support.referrersshim import ReferrersShim
 from tests.support.registry import Registry, skopeo_inspect_raw
@@ -176,13 +176,9 @@ def test_api_referrers_through_a_tar_or_layout_get_the_fallback_index(
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    files = tmp_path / ("t.tar" if form == "tar" else "layout")
     src = f"{shim.host}/rtag/src:1"
-    res = run_cli(["copy", "-i", src, f"--to-{form}", str(files), "--referrers"], capfd)
-    assert res.code == 0, res.err
     dst = f"rtag/dst-through-{form}"
-    to = ["--to-repo", f"{registry.host}/{dst}", "--referrers"]
-    res = run_cli(["copy", f"--{form}", str(files), *to], capfd)
-    assert res.code == 0, res.err
+    flags = ["--referrers"]
+    copy_through(form, src, f"{registry.host}/{dst}", tmp_path, capfd, flags, flags)
     index = _listed(registry, dst, api_source["image"])
     assert index["manifests"] == [api_source["referrer"]]

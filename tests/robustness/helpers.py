@@ -85,6 +85,38 @@ def run_cli(args: Iterable[str], capfd: pytest.CaptureFixture[str]) -> CliResult
     return CliResult(code if isinstance(code, int) else 1, out, err, seconds)
 
 
+def copy_through(
+    route: str,
+    src: str,
+    dst: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    flags: Iterable[str] = (),
+    second_flags: Iterable[str] = (),
+) -> None:
+    """``copy -i SRC`` into the repository ``DST`` with ``flags``: directly (``route`` "repo"),
+    or through a tar or an OCI layout ("tar", "oci-layout"), whose second leg (``--tar`` /
+    ``--oci-layout`` to ``DST``) gets ``second_flags``. Each step must exit 0."""
+    flags, second_flags = list(flags), list(second_flags)
+    if route == "repo":
+        steps = [["copy", "-i", src, "--to-repo", dst, *flags]]
+    else:
+        files = tmp_path / ("t.tar" if route == "tar" else "layout")
+        steps = [
+            ["copy", "-i", src, f"--to-{route}", str(files), *flags],
+            ["copy", f"--{route}", str(files), "--to-repo", dst, *second_flags],
+        ]
+    for args in steps:
+        res = run_cli(args, capfd)
+        assert res.code == 0, res.err
+
+
+def repo_tags(registry: Registry, repo: str) -> set[str]:
+    """The tags of ``repo`` in ``registry`` (one page: the tests' repositories are small)."""
+    with registry.client() as client:
+        return set(client.get(f"/v2/{repo}/tags/list").json().get("tags") or [])
+
+
 def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "lockresolve.cli", *args]
 
